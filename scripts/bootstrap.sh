@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Sourced by demo.sh and test.sh: install what is missing, skip what is there.
+#   system packages (podman, runc, debootstrap, ssh-audit), the .venv, the lab images.
+set -euo pipefail
+
+CITYWARD_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CITYWARD_HOME
+cd "$CITYWARD_HOME"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+need_pkgs=()
+for pkg in podman runc debootstrap ssh-audit python3-venv; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
+done
+# A non-Debian Python (pyenv, ...) brings its own venv; python3-venv is only for Debian's.
+if [[ " ${need_pkgs[*]} " == *" python3-venv "* ]] && python3 -c 'import ensurepip' 2>/dev/null; then
+  need_pkgs=("${need_pkgs[@]/python3-venv}")
+fi
+read -r -a need_pkgs <<< "${need_pkgs[*]}"
+if ((${#need_pkgs[@]})); then
+  if [[ $EUID -ne 0 ]]; then
+    echo "cityward: missing system packages: ${need_pkgs[*]}; run as root or: sudo apt-get install -y ${need_pkgs[*]}" >&2
+    exit 2
+  fi
+  say "installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# The virtualenv is rebuilt only when pyproject.toml changed since it was made.
+stamp=".venv/.cityward-stamp"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [[ ! -x .venv/bin/python || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  say "preparing the virtualenv (.venv)"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[test]'
+  echo "$want" > "$stamp"
+fi
+export PATH="$CITYWARD_HOME/.venv/bin:$PATH"
+export CONTAINERS_CONF="$CITYWARD_HOME/src/cityward/data/containers.conf"
+
+say "lab images (built offline once, then reused)"
+cityward lab image --release all

@@ -1,0 +1,3 @@
+from cityward.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""The control catalog: policies/controls.yml, checked against sources.yml and references.yml.
+
+Every control has one ID (CW-<AREA>-NN) that names it everywhere: role task tags and names,
+test markers, Pulumi policy rules and report rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cityward.errors import CitywardError
+from cityward.paths import project_root
+from cityward.yamlfile import describe_pydantic_errors, load_yaml
+
+CONTROL_ID = re.compile(r"CW-[A-Z]+-\d{2}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceItem(_Strict):
+    id: str = Field(pattern=r"^(FE-(PD|SC|OR)|TM)-\d{2}$")
+    title: str = Field(min_length=3)
+    area: str | None = None
+    summary: str | None = None
+
+
+class Source(_Strict):
+    id: str
+    title: str
+    items: list[SourceItem] = Field(min_length=1)
+
+
+class Enforcement(_Strict):
+    kind: Literal["role", "stack", "policy", "metadata", "evidence"]
+    ref: str = Field(min_length=1)
+
+
+class Control(_Strict):
+    id: str = Field(pattern=r"^CW-[A-Z]+-\d{2}$")
+    title: str = Field(min_length=5, max_length=120)
+    sources: list[str] = Field(min_length=1)
+    iec62443: list[str] = Field(default_factory=list)
+    cisa_cpg: list[str] = Field(default_factory=list)
+    enforced_by: list[Enforcement] = Field(min_length=1)
+    verification: str = Field(min_length=5)
+    container: Literal["live", "config", "none"]
+    container_reason: str | None = None
+    rule_ids: list[str] = Field(default_factory=list)
+    mandatory: bool = True
+    status: Literal["planned", "implemented"]
+
+    @model_validator(mode="after")
+    def _reason_when_not_live(self):
+        if self.container != "live" and not self.container_reason:
+            raise ValueError("container_reason is required when container is 'config' or 'none'")
+        return self
+
+
+@dataclass(frozen=True)
+class Catalog:
+    controls: tuple[Control, ...]
+    sources: tuple[Source, ...]
+    iec62443: dict[str, str]
+    cisa_cpg: dict[str, str]
+
+    @property
+    def ids(self) -> set[str]:
+        return {c.id for c in self.controls}
+
+    @property
+    def source_items(self) -> list[SourceItem]:
+        return [item for source in self.sources for item in source.items]
+
+    def get(self, control_id: str) -> Control:
+        for control in self.controls:
+            if control.id == control_id:
+                return control
+        raise KeyError(control_id)
+
+    def coverage(self) -> list[dict]:
+        """Per source item: the controls implementing it and how many are implemented."""
+        rows = []
+        for source in self.sources:
+            for item in source.items:
+                controls = [c for c in self.controls if item.id in c.sources]
+                rows.append({
+                    "source": source.id,
+                    "item": item.id,
+                    "title": item.title,
+                    "controls": [c.id for c in controls],
+                    "implemented": sum(c.status == "implemented" for c in controls),
+                    "total": len(controls),
+                })
+        return rows
+
+
+def _load_list(path: Path, key: str, model, label) -> list:
+    data = load_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise CitywardError(f"{path}: expected a mapping with a '{key}' list at the top")
+    entries, errors = [], []
+    for index, raw in enumerate(data[key]):
+        try:
+            entries.append(model.model_validate(raw))
+        except ValidationError as exc:
+            name = label(index, raw)
+            errors += [f"{path}: {line}" for line in describe_pydantic_errors(exc, lambda loc, n=name: (n, _field(loc)))]
+    if errors:
+        raise CitywardError("\n".join(errors))
+    return entries
+
+
+def _field(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "(entry)"
+
+
+def load_catalog(root: Path | None = None) -> Catalog:
+    """Load and cross-check the catalog; raise CitywardError naming control and field."""
+    policies = (root or project_root()) / "policies"
+    refs = load_yaml(policies / "references.yml")
+    iec = dict(refs["iec62443_3_3"]["requirements"])
+    cpg = dict(refs["cisa_cpg"]["goals"])
+    sources = _load_list(policies / "sources.yml", "sources", Source,
+                         lambda i, raw: f"source {raw.get('id', f'#{i + 1}') if isinstance(raw, dict) else f'#{i + 1}'}")
+    controls_path = policies / "controls.yml"
+    controls = _load_list(controls_path, "controls", Control,
+                          lambda i, raw: f"control {raw.get('id', f'#{i + 1}') if isinstance(raw, dict) else f'#{i + 1}'}")
+    item_ids = {item.id for source in sources for item in source.items}
+    errors, seen = [], set()
+    for control in controls:
+        where = f"{controls_path}: control {control.id}"
+        if control.id in seen:
+            errors.append(f"{where}, field 'id': duplicate control ID")
+        seen.add(control.id)
+        for field, values, known in (("sources", control.sources, item_ids),
+                                     ("iec62443", control.iec62443, iec),
+                                     ("cisa_cpg", control.cisa_cpg, cpg)):
+            for value in values:
+                if value not in known:
+                    errors.append(f"{where}, field '{field}': unknown reference {value!r}")
+    if errors:
+        raise CitywardError("\n".join(errors))
+    return Catalog(tuple(controls), tuple(sources), iec, cpg)

@@ -1,0 +1,1 @@
+"""The local lab: offline Debian images and the containers built from them."""

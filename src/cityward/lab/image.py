@@ -1,0 +1,130 @@
+"""Build systemd-capable Debian images offline (debootstrap) and import them into Podman.
+
+An image carries the hash of the recipe that built it in a label; a build is skipped when the
+image in Podman already has the current recipe's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cityward.errors import CitywardError
+from cityward.lab.podman import ensure_commands, podman
+
+RELEASES = ("bookworm", "trixie")
+LABEL = "io.cityward.recipe"
+MIRROR = "http://deb.debian.org/debian"
+
+# What Ansible and the lab need in every host before any role runs: systemd as PID 1,
+# python3 (+ python3-apt for the apt module), sshd and sudo.
+BASE_PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "python3", "python3-apt", "openssh-server",
+    "sudo", "iproute2", "procps", "ca-certificates",
+)
+
+# Runs inside the chroot after debootstrap. Host keys are removed so that every container
+# makes its own at first boot; apt lists are dropped so roles always see a fresh index.
+SETUP_SCRIPT = """\
+set -eu
+rm -f /etc/ssh/ssh_host_*
+cat > /etc/systemd/system/cityward-ssh-hostkeys.service <<'UNIT'
+[Unit]
+Description=Generate SSH host keys on first boot (cityward lab image)
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+ln -sf /etc/systemd/system/cityward-ssh-hostkeys.service \
+  /etc/systemd/system/multi-user.target.wants/cityward-ssh-hostkeys.service
+echo "deb {mirror}-security {release}-security main" >> /etc/apt/sources.list
+: > /etc/machine-id
+apt-get clean
+rm -rf /var/lib/apt/lists/*
+"""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    release: str
+    packages: tuple[str, ...] = BASE_PACKAGES
+    mirror: str = MIRROR
+    variant: str = "minbase"
+    setup: str = field(default=SETUP_SCRIPT, repr=False)
+
+    @property
+    def digest(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    @property
+    def image(self) -> str:
+        return image_name(self.release)
+
+
+def image_name(release: str) -> str:
+    return f"localhost/cityward-debian:{release}"
+
+
+def current_digest(image: str) -> str | None:
+    result = podman("image", "inspect", "--format", f'{{{{ index .Labels "{LABEL}" }}}}', image, check=False)
+    if result.returncode != 0:
+        return None
+    return result.stdout.decode().strip() or None
+
+
+def _step(msg: str) -> None:
+    print(f"cityward lab image: {msg}", file=sys.stderr, flush=True)
+
+
+def _run(cmd: list[str], what: str) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+        raise CitywardError(f"{what} failed (exit {result.returncode}):\n{tail}")
+
+
+def build_image(release: str = "bookworm", force: bool = False) -> tuple[str, bool]:
+    """Build the image for `release` unless it is up to date; return (image, built)."""
+    if release not in RELEASES:
+        raise CitywardError(f"unknown release {release!r}: choose one of {', '.join(RELEASES)}")
+    recipe = Recipe(release=release)
+    if not force and current_digest(recipe.image) == recipe.digest:
+        _step(f"{recipe.image} is up to date (recipe {recipe.digest}), nothing to do")
+        return recipe.image, False
+    ensure_commands("debootstrap", "podman", "runc")
+    cache = Path.home() / ".cache" / "cityward" / "debootstrap" / release
+    cache.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix=f"cityward-{release}-", dir="/var/tmp"))
+    try:
+        _step(f"[1/3] debootstrap {release} into {root} (about a minute)")
+        _run(
+            ["debootstrap", f"--variant={recipe.variant}", f"--include={','.join(recipe.packages)}",
+             f"--cache-dir={cache}", release, str(root), recipe.mirror],
+            f"debootstrap {release}",
+        )
+        _step("[2/3] configuring the root filesystem")
+        script = recipe.setup.format(mirror=recipe.mirror, release=release)
+        _run(["chroot", str(root), "/bin/sh", "-c", script], "image setup in chroot")
+        _step(f"[3/3] importing into podman as {recipe.image}")
+        tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True).stdout
+        podman(
+            "import", "--change", 'CMD ["/lib/systemd/systemd"]',
+            "--change", f"LABEL {LABEL}={recipe.digest}", "-", recipe.image, input_bytes=tar,
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    _step(f"built {recipe.image} (recipe {recipe.digest})")
+    return recipe.image, True

@@ -1,0 +1,79 @@
+"""The traceability gate: the catalog, the roles, the policy rules and the tests agree."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from cityward.catalog import load_catalog
+from cityward.paths import project_root
+from cityward.trace import collect, problems
+
+
+def test_catalog_and_tree_are_traceable():
+    root = project_root()
+    gaps = problems(load_catalog(root), collect(root))
+    assert not gaps, "traceability gaps:\n" + "\n".join(gaps)
+
+
+def test_catalog_covers_both_sources_with_enough_controls():
+    catalog = load_catalog()
+    assert len(catalog.controls) >= 40
+    items = {item.id for item in catalog.source_items}
+    assert {f"TM-{n:02d}" for n in range(1, 11)} <= items
+    assert {f"FE-PD-{n:02d}" for n in range(1, 11)} | {"FE-SC-01", "FE-SC-03", "FE-OR-04"} <= items
+    assert all(row["total"] for row in catalog.coverage())
+
+
+# --- the gate itself must be able to fail: a small fake project with known gaps ---------
+
+def _fake_project(tmp_path, status="implemented", tag="CW-SSH-01", marker="CW-SSH-01", name=None):
+    real = project_root() / "policies"
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    for name_ in ("references.yml", "sources.yml"):
+        (policies / name_).write_text((real / name_).read_text())
+    (policies / "controls.yml").write_text(textwrap.dedent(f"""\
+        controls:
+          - id: CW-SSH-01
+            title: SSH public key only
+            sources: [{", ".join(i.id for i in load_catalog().source_items)}]
+            enforced_by: [{{kind: role, ref: ssh}}]
+            verification: sshd -T and a live probe
+            container: live
+            status: {status}
+        """))
+    tasks = tmp_path / "roles" / "ssh" / "tasks"
+    tasks.mkdir(parents=True)
+    task_name = name or f"{tag} | Render sshd_config"
+    (tasks / "main.yml").write_text(f"- name: {task_name}\n  ansible.builtin.debug: {{}}\n  tags: [{tag}]\n")
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_x.py").write_text(
+        f"import pytest\n\n@pytest.mark.control({marker!r})\ndef test_x():\n    assert True\n")
+    return tmp_path
+
+
+def test_gate_passes_a_consistent_project(tmp_path):
+    root = _fake_project(tmp_path)
+    assert problems(load_catalog(root), collect(root)) == []
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    ({"tag": "CW-SSH-09", "marker": "CW-SSH-01"}, "no task tag"),
+    ({"marker": "CW-SSH-02"}, "no test is marked"),
+    ({"tag": "CW-ZZZ-01", "marker": "CW-SSH-01"}, "unknown control CW-ZZZ-01"),
+    ({"marker": "CW-ZZZ-02"}, "unknown control CW-ZZZ-02"),
+    ({"name": "Render sshd_config"}, "does not name it"),
+])
+def test_gate_reports_each_kind_of_gap(tmp_path, kwargs, expected):
+    root = _fake_project(tmp_path, **kwargs)
+    found = problems(load_catalog(root), collect(root))
+    assert any(expected in line for line in found), found
+
+
+def test_planned_controls_need_no_enforcement(tmp_path):
+    root = _fake_project(tmp_path, status="planned", tag="CW-SSH-01", marker="CW-SSH-01")
+    (root / "tests" / "test_x.py").write_text("def test_x():\n    assert True\n")
+    assert problems(load_catalog(root), collect(root)) == []

@@ -111,10 +111,19 @@ def _load_list(path: Path, key: str, model, label) -> list:
             entries.append(model.model_validate(raw))
         except ValidationError as exc:
             name = label(index, raw)
-            errors += [f"{path}: {line}" for line in describe_pydantic_errors(exc, lambda loc, n=name: (n, _field(loc)))]
+            lines = describe_pydantic_errors(exc, lambda loc, n=name: (n, _field(loc)))
+            errors += [f"{path}: {line}" for line in lines]
     if errors:
         raise CitywardError("\n".join(errors))
     return entries
+
+
+def _labeller(kind: str):
+    """Name an entry by its id when it has one, else by its position."""
+    def label(index: int, raw) -> str:
+        ident = raw.get("id") if isinstance(raw, dict) else None
+        return f"{kind} {ident or f'#{index + 1}'}"
+    return label
 
 
 def _field(loc: tuple) -> str:
@@ -127,11 +136,9 @@ def load_catalog(root: Path | None = None) -> Catalog:
     refs = load_yaml(policies / "references.yml")
     iec = dict(refs["iec62443_3_3"]["requirements"])
     cpg = dict(refs["cisa_cpg"]["goals"])
-    sources = _load_list(policies / "sources.yml", "sources", Source,
-                         lambda i, raw: f"source {raw.get('id', f'#{i + 1}') if isinstance(raw, dict) else f'#{i + 1}'}")
+    sources = _load_list(policies / "sources.yml", "sources", Source, _labeller("source"))
     controls_path = policies / "controls.yml"
-    controls = _load_list(controls_path, "controls", Control,
-                          lambda i, raw: f"control {raw.get('id', f'#{i + 1}') if isinstance(raw, dict) else f'#{i + 1}'}")
+    controls = _load_list(controls_path, "controls", Control, _labeller("control"))
     item_ids = {item.id for source in sources for item in source.items}
     errors, seen = [], set()
     for control in controls:

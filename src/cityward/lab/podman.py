@@ -34,7 +34,9 @@ def ensure_commands(*commands: str) -> None:
     packages = sorted({p for c in missing for p in _PACKAGES.get(c, [c])})
     hint = f"install them with: apt-get install -y {' '.join(packages)}"
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise CitywardError(f"{', '.join(missing)} not found and cannot be installed here (needs root and apt-get); {hint}")
+        raise CitywardError(
+            f"{', '.join(missing)} not found and cannot be installed here (needs root and apt-get); {hint}"
+        )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     result = subprocess.run(
         ["apt-get", "install", "-y", "-q", *packages], env=env, capture_output=True, text=True, check=False

@@ -1,0 +1,173 @@
+"""Run a Pulumi program in-process under the SDK's mocks and collect what it registers.
+
+Pulumi's mock settings are process-global, so every run resets the root stack resource and
+installs a fresh monitor. `preview=False` makes every output known, so `apply` callbacks run
+and nothing is silently skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from cityward.errors import CitywardError
+
+ACCOUNT_ID = "123456789012"  # AWS's documentation account: obviously not real
+
+# id prefixes AWS uses, so id-shaped checks (igw-..., nat-...) behave as on a real plan
+_ID_PREFIX = {
+    "aws:ec2/vpc:Vpc": "vpc",
+    "aws:ec2/subnet:Subnet": "subnet",
+    "aws:ec2/internetGateway:InternetGateway": "igw",
+    "aws:ec2/natGateway:NatGateway": "nat",
+    "aws:ec2/eip:Eip": "eipalloc",
+    "aws:ec2/routeTable:RouteTable": "rtb",
+    "aws:ec2/networkAcl:NetworkAcl": "acl",
+    "aws:ec2/securityGroup:SecurityGroup": "sg",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr",
+    "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce",
+    "aws:ec2/flowLog:FlowLog": "fl",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc",
+    "aws:ec2/networkAclAssociation:NetworkAclAssociation": "aclassoc",
+}
+
+
+def _fake_id(prefix: str, name: str) -> str:
+    return f"{prefix}-{hashlib.sha256(name.encode()).hexdigest()[:17]}"
+
+
+@dataclass
+class PlannedResource:
+    """One resource the program registered: its inputs (what a preview sends) and mock outputs."""
+
+    type: str
+    name: str
+    urn: str
+    id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+class CitywardMocks(pulumi.runtime.Mocks):
+    """Deterministic ids and ARNs; outputs echo the inputs plus what AWS would compute."""
+
+    def __init__(self, region: str = "eu-west-1", account: str = ACCOUNT_ID) -> None:
+        self.region = region
+        self.account = account
+        self.registered: list[tuple[str, str, dict[str, Any]]] = []
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        answers = {
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": self.account, "arn": f"arn:aws:iam::{self.account}:user/cityward-plan",
+                "userId": "AIDACITYWARDPLAN", "id": self.account},
+            "aws:index/getRegion:getRegion": {"name": self.region, "region": self.region, "id": self.region},
+            "aws:index/getPartition:getPartition": {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"},
+        }
+        if args.token not in answers:
+            raise CitywardError(f"the offline plan cannot answer the data source {args.token}; "
+                                "take the value from the stack config")
+        return answers[args.token]
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.registered.append((args.typ, args.name, dict(args.inputs)))
+        state = dict(args.inputs)
+        typ, name, region, account = args.typ, args.name, self.region, self.account
+        rid = _fake_id(_ID_PREFIX.get(typ, typ.rsplit(":", 1)[-1].lower()), name)
+        if typ == "aws:ec2/vpc:Vpc":
+            state.update(
+                defaultNetworkAclId=_fake_id("acl", name + "/default"),
+                defaultSecurityGroupId=_fake_id("sg", name + "/default"),
+                defaultRouteTableId=_fake_id("rtb", name + "/default"),
+                mainRouteTableId=_fake_id("rtb", name + "/default"),
+                arn=f"arn:aws:ec2:{region}:{account}:vpc/{rid}",
+            )
+        elif typ == "aws:ec2/defaultNetworkAcl:DefaultNetworkAcl":
+            rid = state.get("defaultNetworkAclId", rid)
+        elif typ == "aws:ec2/defaultRouteTable:DefaultRouteTable":
+            rid = state.get("defaultRouteTableId", rid)
+        elif typ == "aws:kms/key:Key":
+            state.update(keyId=rid, arn=f"arn:aws:kms:{region}:{account}:key/{rid}")
+        elif typ == "aws:cloudwatch/logGroup:LogGroup":
+            group = state.setdefault("name", name)
+            rid = group
+            state["arn"] = f"arn:aws:logs:{region}:{account}:log-group:{group}"
+        elif typ == "aws:iam/role:Role":
+            role = state.setdefault("name", name)
+            rid = role
+            state["arn"] = f"arn:aws:iam::{account}:role/{role}"
+        elif typ == "aws:iam/instanceProfile:InstanceProfile":
+            state["arn"] = f"arn:aws:iam::{account}:instance-profile/{state.setdefault('name', name)}"
+        elif typ == "aws:s3/bucket:Bucket":
+            bucket = state.setdefault("bucket", name)
+            rid = bucket
+            state["arn"] = f"arn:aws:s3:::{bucket}"
+        elif typ == "aws:cloudtrail/trail:Trail":
+            state["arn"] = f"arn:aws:cloudtrail:{region}:{account}:trail/{state.setdefault('name', name)}"
+        elif typ == "aws:ec2/securityGroup:SecurityGroup":
+            state.setdefault("name", name)
+            state["arn"] = f"arn:aws:ec2:{region}:{account}:security-group/{rid}"
+        else:
+            service = typ.split(":")[1].split("/")[0]
+            state.setdefault("arn", f"arn:aws:{service}:{region}:{account}:{rid}")
+        state["id"] = rid
+        return rid, state
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@dataclass
+class ProgramRun:
+    resources: list[PlannedResource]
+    warnings: list[str] = field(default_factory=list)
+
+
+def run_program(program: Callable[[], Any], *, project: str, stack: str, region: str,
+                source: str = "the stack program") -> ProgramRun:
+    """Run `program` under fresh mocks; return what it registered, in registration order."""
+    mocks = CitywardMocks(region=region)
+    monitor = pulumi_mocks.MockMonitor(mocks)
+    logger = logging.getLogger("cityward.cloud.pulumi")
+    logger.propagate = False  # engine log lines are collected into the plan, not printed
+    collect = _Collect()
+    logger.addHandler(collect)
+    pulumi_settings.ROOT.set(None)  # a new root Stack resource for this run
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=logger)
+    # outputs left pending by an earlier (failed) run would otherwise be awaited, and fail, in this one
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_settings.SETTINGS.outputs.clear()
+    try:
+        _sync_await(run_pulumi_func(program))
+    except CitywardError:
+        raise
+    except Exception as exc:
+        raise CitywardError(f"{source}: failed under the offline plan ({type(exc).__name__}: {exc})") from None
+    finally:
+        logger.removeHandler(collect)
+
+    by_key = {}
+    for urn, reg in monitor.get_registered_resources().items():
+        typ, name = urn.split("::")[-2].split("$")[-1], urn.split("::")[-1]
+        by_key[(typ, name)] = (urn, reg)
+    resources = []
+    for typ, name, inputs in mocks.registered:
+        urn, reg = by_key[(typ, name)]
+        resources.append(PlannedResource(typ, name, urn, reg.id, inputs, dict(reg.state)))
+    return ProgramRun(resources, collect.messages)

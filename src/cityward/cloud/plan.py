@@ -1,0 +1,70 @@
+"""The offline plan: run stacks/segmented_network under mocks, then the policy pack over it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from cityward.cloud import project
+from cityward.cloud.evaluate import Violation, evaluate
+from cityward.cloud.mocks import PlannedResource, run_program
+from cityward.paths import project_root
+from cityward.zones import ZonesPolicy, load_zones
+
+
+@dataclass
+class Plan:
+    stack: str
+    config_file: Path
+    resources: list[PlannedResource]
+    violations: list[Violation]
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def mandatory(self) -> list[Violation]:
+        return [v for v in self.violations if v.mandatory]
+
+
+@dataclass
+class StackInputs:
+    """Everything the program needs, read and validated before it runs."""
+
+    network: ModuleType
+    config: Any  # network.NetworkConfig
+    zones: ZonesPolicy
+    config_file: Path
+
+
+def load_stack(stack: str = "example", root: Path | None = None) -> StackInputs:
+    root = root or project_root()
+    network = project.load_network(root)
+    directory = project.stack_dir(root)
+    values, region, config_file = project.read_stack_config(directory, stack, network.PROJECT)
+    config = network.NetworkConfig.from_values(values, region=region, source=str(config_file), base_dir=directory)
+    return StackInputs(network, config, load_zones(config.zones_file), config_file)
+
+
+def run_stack(inputs: StackInputs, extend: Callable[[Any], None] | None = None, stack: str = "example"):
+    """Register the stack's resources under mocks; `extend(net)` may add more (tests' broken variants)."""
+
+    def program() -> None:
+        net = inputs.network.build(inputs.zones, inputs.config)
+        if extend is not None:
+            extend(net)
+
+    return run_program(program, project=inputs.network.PROJECT, stack=stack, region=inputs.config.region,
+                       source=str(project.stack_dir() / "network.py"))
+
+
+def plan(stack: str = "example", root: Path | None = None) -> Plan:
+    started = time.perf_counter()
+    inputs = load_stack(stack, root)
+    run = run_stack(inputs, stack=stack)
+    rules = project.load_rules(root)
+    violations = evaluate(run.resources, rules.POLICIES, rules.ENFORCEMENT_LEVEL)
+    return Plan(stack, inputs.config_file, run.resources, violations, run.warnings, time.perf_counter() - started)

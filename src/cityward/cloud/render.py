@@ -1,0 +1,132 @@
+"""Print a plan as a table for people or as JSON for machines."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cityward.cloud.plan import Plan
+
+# Per resource type, the properties worth a glance; "tags.X" reads one tag.
+KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "Vpc": ("cidrBlock", "enableDnsHostnames", "tags.cityward:zones"),
+    "Subnet": ("tags.cityward:zone", "cidrBlock", "availabilityZone", "mapPublicIpOnLaunch"),
+    "RouteTable": ("tags.cityward:zone",),
+    "Route": ("routeTableId", "destinationCidrBlock", "gatewayId", "natGatewayId"),
+    "RouteTableAssociation": ("subnetId", "routeTableId"),
+    "NetworkAcl": ("tags.cityward:zone",),
+    "NetworkAclAssociation": ("subnetId", "networkAclId"),
+    "NetworkAclRule": ("networkAclId", "ruleNumber", "egress", "ruleAction", "protocol", "cidrBlock", "fromPort",
+                       "toPort"),
+    "SecurityGroup": ("name",),
+    "SecurityGroupIngressRule": ("securityGroupId", "ipProtocol", "fromPort", "toPort", "cidrIpv4",
+                                 "referencedSecurityGroupId", "tags.cityward:conduit"),
+    "SecurityGroupEgressRule": ("securityGroupId", "ipProtocol", "fromPort", "toPort", "cidrIpv4",
+                                "referencedSecurityGroupId", "tags.cityward:conduit"),
+    "DefaultSecurityGroup": ("ingress", "egress"),
+    "DefaultNetworkAcl": ("ingress", "egress"),
+    "DefaultRouteTable": ("routes",),
+    "VpcEndpoint": ("serviceName", "vpcEndpointType", "privateDnsEnabled"),
+    "FlowLog": ("vpcId", "trafficType", "logDestinationType", "logDestination"),
+    "LogGroup": ("name", "retentionInDays", "kmsKeyId"),
+    "Key": ("enableKeyRotation", "rotationPeriodInDays"),
+    "Alias": ("name", "targetKeyId"),
+    "InstanceMetadataDefaults": ("httpTokens", "httpPutResponseHopLimit"),
+    "EncryptionByDefault": ("enabled",),
+    "AccountPublicAccessBlock": ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"),
+    "BucketPublicAccessBlock": ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"),
+    "Role": ("name", "maxSessionDuration"),
+    "Bucket": ("bucket",),
+    "Trail": ("name", "isMultiRegionTrail", "enableLogFileValidation", "kmsKeyId", "cloudWatchLogsGroupArn"),
+}
+
+
+def _plain(value: Any) -> Any:
+    """Engine numbers are floats; show whole numbers as ints."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def short_type(token: str) -> str:
+    """'aws:ec2/securityGroup:SecurityGroup' -> 'ec2:SecurityGroup'."""
+    parts = token.split(":")
+    return f"{parts[1].split('/')[0]}:{parts[-1]}" if len(parts) == 3 else token
+
+
+def key_properties(plan: Plan, resource) -> dict[str, Any]:
+    # ids are mock values: show the resource name they point to instead
+    names = {r.id: r.name for r in plan.resources}
+    wanted = KEY_PROPERTIES.get(resource.type.rsplit(":", 1)[-1], ())
+    found: dict[str, Any] = {}
+    for key in wanted:
+        if key.startswith("tags."):
+            value = (resource.outputs.get("tags") or {}).get(key[5:])
+        else:
+            value = resource.outputs.get(key)
+        if value is None:
+            continue
+        if key.endswith("Id") and isinstance(value, str) and value in names:
+            value = names[value]
+        found[key] = _plain(value)
+    return found
+
+
+def render_json(plan: Plan) -> str:
+    doc = {
+        "stack": plan.stack,
+        "configFile": str(plan.config_file),
+        "summary": {
+            "resources": len(plan.resources),
+            "mandatoryViolations": len(plan.mandatory),
+            "advisoryViolations": len(plan.violations) - len(plan.mandatory),
+            "seconds": round(plan.seconds, 3),
+        },
+        "resources": [
+            {"type": r.type, "name": r.name, "urn": r.urn, "properties": key_properties(plan, r),
+             "inputs": _plain(r.inputs)}
+            for r in plan.resources
+        ],
+        "violations": [
+            {"policy": v.policy, "level": v.level, "message": v.message, "resourceType": v.resource_type,
+             "resourceName": v.resource_name, "urn": v.urn, "description": v.description}
+            for v in plan.violations
+        ],
+        "warnings": plan.warnings,
+    }
+    return json.dumps(doc, indent=2, default=str)
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def render_table(plan: Plan) -> str:
+    rows = [(short_type(r.type), r.name,
+             " ".join(f"{k.removeprefix('tags.')}={_format(v)}" for k, v in key_properties(plan, r).items()))
+            for r in plan.resources]
+    width_type = max((len(r[0]) for r in rows), default=4)
+    width_name = max((len(r[1]) for r in rows), default=4)
+    lines = [f"Plan for stack '{plan.stack}' ({plan.config_file}), offline under Pulumi mocks", ""]
+    lines.append(f"{'TYPE':<{width_type}}  {'NAME':<{width_name}}  KEY PROPERTIES")
+    lines += [f"{t:<{width_type}}  {n:<{width_name}}  {p}".rstrip() for t, n, p in rows]
+    lines.append("")
+    if plan.violations:
+        lines.append("POLICY VIOLATIONS (policies/pulumi)")
+        for v in plan.violations:
+            where = f"{short_type(v.resource_type)} {v.resource_name}" if v.resource_name else "stack"
+            lines.append(f"  [{v.level}] {v.policy}  {where}: {v.message}")
+        lines.append("")
+    lines += [f"warning: {w}" for w in plan.warnings]
+    advisory = len(plan.violations) - len(plan.mandatory)
+    lines.append(f"{len(plan.resources)} resources planned; {len(plan.mandatory)} mandatory and {advisory} "
+                 f"advisory policy violations; {plan.seconds:.1f} s")
+    return "\n".join(lines)

@@ -1,0 +1,270 @@
+"""The segmentation policy (policies/zones.yml): zones and the conduits allowed between them.
+
+One file feeds the host firewall role, the Pulumi network stack and the audit, so it is checked
+here once (control CW-FW-01) and every consumer reads the validated `ZonesPolicy`.
+Errors are one line naming the file, the entry (zone name, or conduit index with from->to:port)
+and the field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from cityward.errors import CitywardError
+
+INTERNET = "internet"
+"""Reserved pseudo-zone name for 0.0.0.0/0 in conduits; only zones with `internet: true` may meet it."""
+
+INTERNET_CIDR = ipaddress.IPv4Network("0.0.0.0/0")
+
+# Ports that give an interactive administrative shell: only a management zone may open them.
+ADMIN_PORTS = {22: "SSH", 3389: "RDP"}
+
+ZONE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+
+def _ipv4_network(value: Any) -> ipaddress.IPv4Network:
+    # ipaddress says *why* ("has host bits set", "does not appear to be an IPv4 network").
+    if isinstance(value, ipaddress.IPv4Network):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a CIDR string such as 10.40.0.0/20")
+    try:
+        return ipaddress.IPv4Network(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Cidr = Annotated[ipaddress.IPv4Network, BeforeValidator(_ipv4_network)]
+Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Zone(_Strict):
+    name: str
+    kind: Literal["it", "dmz", "management", "ot"]
+    cidr: Cidr
+    internet: bool = False
+    description: str = ""
+
+    @property
+    def is_ot(self) -> bool:
+        return self.kind == "ot"
+
+
+class Conduit(_Strict):
+    from_: str = Field(alias="from")
+    to: str
+    protocol: Literal["tcp", "udp"]
+    port: Port
+    service: Slug
+    purpose: str = Field(min_length=3, max_length=200)
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.from_, self.to, self.protocol, self.port)
+
+    @property
+    def label(self) -> str:
+        """'from->to:proto/port', the conduit's identity in messages and resource tags."""
+        return f"{self.from_}->{self.to}:{self.protocol}/{self.port}"
+
+
+class ZonesPolicy(_Strict):
+    version: Literal[1]
+    description: str = ""
+    zones: dict[str, Zone] = Field(min_length=1)
+    conduits: list[Conduit] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_zones_from_keys(cls, data: Any) -> Any:
+        # Zones are a mapping keyed by name; the model keeps the name on the zone for consumers.
+        if isinstance(data, dict) and isinstance(data.get("zones"), dict):
+            zones = {}
+            for name, body in data["zones"].items():
+                if isinstance(body, dict) and "name" not in body:
+                    body = {"name": name, **body}
+                zones[name] = body
+            data = {**data, "zones": zones}
+        return data
+
+    # --- queries the consumers use
+    def zone(self, name: str) -> Zone:
+        return self.zones[name]
+
+    def cidr_of(self, name: str) -> ipaddress.IPv4Network:
+        """CIDR of a zone, or 0.0.0.0/0 for the `internet` pseudo-zone."""
+        return INTERNET_CIDR if name == INTERNET else self.zones[name].cidr
+
+    def kind_of(self, name: str) -> str:
+        return "internet" if name == INTERNET else self.zones[name].kind
+
+    def conduits_from(self, name: str) -> Iterator[Conduit]:
+        return (c for c in self.conduits if c.from_ == name)
+
+    def conduits_to(self, name: str) -> Iterator[Conduit]:
+        return (c for c in self.conduits if c.to == name)
+
+    def ot_zones(self) -> list[Zone]:
+        return [z for z in self.zones.values() if z.is_ot]
+
+    def as_data(self) -> dict[str, Any]:
+        """Plain JSON-able data (CIDRs as strings, `from` spelled as in the file) for templates."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CitywardError(f"{path}: cannot read zones policy ({exc.strerror})") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CitywardError(f"{path}:{where} invalid YAML: {problem}") from None
+
+
+def _conduit_label(raw: Any, index: int) -> str:
+    if isinstance(raw, dict):
+        return f"conduit #{index} ({raw.get('from', '?')}->{raw.get('to', '?')}:{raw.get('port', '?')})"
+    return f"conduit #{index}"
+
+
+def _locate(data: Any, loc: tuple) -> tuple[str, str]:
+    """(entry, field) for a pydantic error location in the raw document."""
+    if len(loc) >= 2 and loc[0] == "zones":
+        field = ".".join(str(p) for p in loc[2:]) or "(zone)"
+        return f"zone '{loc[1]}'", field
+    if len(loc) >= 2 and loc[0] == "conduits" and isinstance(loc[1], int):
+        raw = data.get("conduits", [])[loc[1]] if isinstance(data, dict) else None
+        field = ".".join(str(p) for p in loc[2:]) or "(conduit)"
+        return _conduit_label(raw, loc[1]), field
+    return "top level", ".".join(str(p) for p in loc) or "(document)"
+
+
+def _schema_errors(exc: ValidationError, data: Any) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        entry, field = _locate(data, tuple(err.get("loc", ())))
+        msg = err.get("msg", "invalid").removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown key"
+        elif "input" in err and not isinstance(err["input"], dict | list):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"{entry}, field '{field}': {msg}")
+    return lines
+
+
+def _semantic_errors(policy: ZonesPolicy) -> list[str]:
+    """Checks across entries that a schema cannot express."""
+    errors: list[str] = []
+    for name, zone in policy.zones.items():
+        entry = f"zone '{name}'"
+        if zone.name != name:
+            errors.append(f"{entry}, field 'name': must not differ from the key ('{zone.name}')")
+        if name == INTERNET:
+            errors.append(f"{entry}, field '(name)': '{INTERNET}' is reserved for 0.0.0.0/0 in conduits")
+        elif not ZONE_NAME.match(name):
+            errors.append(f"{entry}, field '(name)': use lower-case letters, digits and '-' (max 31)")
+        if zone.internet and zone.kind != "dmz":
+            errors.append(f"{entry}, field 'internet': only a dmz may face the internet, not {zone.kind}")
+
+    names = list(policy.zones)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            if policy.zones[a].cidr.overlaps(policy.zones[b].cidr):
+                cidr_a, cidr_b = policy.zones[a].cidr, policy.zones[b].cidr
+                errors.append(f"zone '{b}', field 'cidr': {cidr_b} overlaps zone '{a}' ({cidr_a})")
+
+    seen: dict[tuple, int] = {}
+    for index, c in enumerate(policy.conduits):
+        entry = f"conduit #{index} ({c.from_}->{c.to}:{c.port})"
+        known = True
+        for field, zone_name in (("from", c.from_), ("to", c.to)):
+            if zone_name != INTERNET and zone_name not in policy.zones:
+                errors.append(f"{entry}, field '{field}': unknown zone '{zone_name}'")
+                known = False
+        if not known:
+            continue
+        if c.from_ == c.to:
+            errors.append(f"{entry}, field 'to': a conduit joins two different zones")
+        for field, here, there in (("from", c.from_, c.to), ("to", c.to, c.from_)):
+            if here == INTERNET and (there == INTERNET or not policy.zones[there].internet):
+                errors.append(f"{entry}, field '{field}': only an 'internet: true' zone meets the internet")
+        if c.port in ADMIN_PORTS and c.protocol == "tcp" and policy.kind_of(c.from_) != "management":
+            errors.append(
+                f"{entry}, field 'from': {ADMIN_PORTS[c.port]} ({c.port}) may only come from a "
+                f"management zone, '{c.from_}' is {policy.kind_of(c.from_)}"
+            )
+        if c.key in seen:
+            errors.append(f"{entry}, field '(conduit)': duplicate of conduit #{seen[c.key]}")
+        else:
+            seen[c.key] = index
+    return errors
+
+
+def parse_zones(data: Any, source: str | Path = "<zones>") -> ZonesPolicy:
+    """Validate already-parsed zones data; `source` names the file in error messages."""
+    if not isinstance(data, dict):
+        expected = "expected a mapping of version, zones, conduits"
+        raise CitywardError(f"{source}: top level, field '(document)': {expected}")
+    try:
+        policy = ZonesPolicy.model_validate(data)
+    except ValidationError as exc:
+        errors = _schema_errors(exc, data)
+    else:
+        errors = _semantic_errors(policy)
+    if errors:
+        more = f" (and {len(errors) - 1} more: {'; '.join(errors[1:])})" if len(errors) > 1 else ""
+        raise CitywardError(f"{source}: {errors[0]}{more}")
+    return policy
+
+
+def load_zones(path: str | Path) -> ZonesPolicy:
+    """Read and validate a zones policy file; raise CitywardError naming file, entry and field."""
+    path = Path(path)
+    return parse_zones(_read_yaml(path), path)
+
+
+def default_zones_path() -> Path:
+    from cityward.paths import project_root
+
+    return project_root() / "policies" / "zones.yml"

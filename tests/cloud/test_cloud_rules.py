@@ -1,0 +1,397 @@
+"""Every CrossGuard rule of policies/pulumi, run in-process on a violating and a compliant input.
+
+Resource rules get engine-style inputs (camelCase, numbers as floats); stack rules get a small
+set of resources with outputs, joined by `id` as the engine's stack analysis would.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+
+import pytest
+import yaml
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.proxy import unknown_checking_proxy
+
+from cityward.cloud import project
+
+RULES = project.load_rules()
+POLICIES = {p.name: p for p in RULES.POLICIES}
+
+T = {  # engine type tokens
+    "vpc": "aws:ec2/vpc:Vpc", "subnet": "aws:ec2/subnet:Subnet", "route": "aws:ec2/route:Route",
+    "rt": "aws:ec2/routeTable:RouteTable", "assoc": "aws:ec2/routeTableAssociation:RouteTableAssociation",
+    "igw": "aws:ec2/internetGateway:InternetGateway", "sg": "aws:ec2/securityGroup:SecurityGroup",
+    "in": "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    "out": "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+    "sgrule": "aws:ec2/securityGroupRule:SecurityGroupRule",
+    "nacl": "aws:ec2/networkAcl:NetworkAcl", "naclrule": "aws:ec2/networkAclRule:NetworkAclRule",
+    "dsg": "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "dnacl": "aws:ec2/defaultNetworkAcl:DefaultNetworkAcl",
+    "flow": "aws:ec2/flowLog:FlowLog", "lg": "aws:cloudwatch/logGroup:LogGroup", "key": "aws:kms/key:Key",
+    "vpce": "aws:ec2/vpcEndpoint:VpcEndpoint", "imds": "aws:ec2/instanceMetadataDefaults:InstanceMetadataDefaults",
+    "instance": "aws:ec2/instance:Instance", "lt": "aws:ec2/launchTemplate:LaunchTemplate",
+    "ebs": "aws:ebs/encryptionByDefault:EncryptionByDefault",
+    "pab": "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock",
+    "bpab": "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "role": "aws:iam/role:Role", "trail": "aws:cloudtrail/trail:Trail",
+}
+
+
+def _opts() -> PolicyResourceOptions:
+    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+
+
+def run_resource_rule(name: str, kind: str, props: dict) -> list[str]:
+    policy = POLICIES[name]
+    assert isinstance(policy, ResourceValidationPolicy)
+    messages: list[str] = []
+    # props wrapped as the engine does: read-only Mapping/Sequence proxies
+    args = ResourceValidationArgs(T[kind], unknown_checking_proxy(props), f"urn:pulumi:test::p::{T[kind]}::r", "r",
+                                  _opts(), None)
+    policy.validate(args, lambda message, urn=None: messages.append(message))
+    return messages
+
+
+def run_stack_rule(name: str, resources: list[tuple[str, dict]]) -> list[str]:
+    policy = POLICIES[name]
+    assert isinstance(policy, StackValidationPolicy)
+    messages: list[str] = []
+    stack = [PolicyResource(T[kind], unknown_checking_proxy(props), f"urn:pulumi:test::p::{T[kind]}::r{i}", f"r{i}",
+                            _opts(), None, None, [], {}) for i, (kind, props) in enumerate(resources)]
+    policy.validate(StackValidationArgs(stack), lambda message, urn=None: messages.append(message))
+    return messages
+
+
+def trust(principal, condition=None) -> str:
+    statement = {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}
+    if condition:
+        statement["Condition"] = condition
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+MFA = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+ALL_ON = {"blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True, "restrictPublicBuckets": True}
+
+
+def ingress(cidr, port, proto="tcp", to=None, **extra):
+    return {"cidrIpv4": cidr, "ipProtocol": proto, "fromPort": float(port), "toPort": float(to or port), **extra}
+
+
+def acl_in(cidr, low, high, proto="tcp", action="allow", egress=False):
+    return {"egress": egress, "ruleAction": action, "protocol": proto, "cidrBlock": cidr, "fromPort": float(low),
+            "toPort": float(high), "ruleNumber": 100.0}
+
+
+# (rule, resource kind, violating props, compliant props)
+RESOURCE_CASES = [
+    pytest.param("cw-net-03-sg-no-world-admin-ports", "in", ingress("0.0.0.0/0", 22),
+                 ingress("10.40.32.0/20", 22), marks=pytest.mark.control("CW-NET-03"), id="sg-ssh-world"),
+    pytest.param("cw-net-03-sg-no-world-admin-ports", "in", {"cidrIpv6": "::/0", "ipProtocol": "-1"},
+                 ingress("0.0.0.0/0", 443), marks=pytest.mark.control("CW-NET-03"), id="sg-all-world-v6"),
+    pytest.param("cw-net-03-sg-no-world-admin-ports", "sgrule",
+                 {"type": "ingress", "cidrBlocks": ["0.0.0.0/0"], "protocol": "tcp", "fromPort": 3300.0,
+                  "toPort": 3400.0},
+                 {"type": "egress", "cidrBlocks": ["0.0.0.0/0"], "protocol": "tcp", "fromPort": 3389.0,
+                  "toPort": 3389.0}, marks=pytest.mark.control("CW-NET-03"), id="legacy-rule-rdp-range"),
+    pytest.param("cw-net-03-sg-no-world-admin-ports", "sg",
+                 {"ingress": [{"cidrBlocks": ["0.0.0.0/0"], "protocol": "tcp", "fromPort": 22.0, "toPort": 22.0}]},
+                 {"ingress": [{"cidrBlocks": ["10.0.0.0/8"], "protocol": "tcp", "fromPort": 22.0, "toPort": 22.0}]},
+                 marks=pytest.mark.control("CW-NET-03"), id="inline-ssh-world"),
+    pytest.param("cw-net-03-nacl-no-world-admin-ports", "naclrule", acl_in("0.0.0.0/0", 0, 1024),
+                 acl_in("0.0.0.0/0", 0, 1024, action="deny"), marks=pytest.mark.control("CW-NET-03"),
+                 id="nacl-ftp-ssh-world"),
+    pytest.param("cw-net-03-nacl-no-world-admin-ports", "nacl",
+                 {"ingress": [{"action": "allow", "cidrBlock": "0.0.0.0/0", "protocol": "-1", "fromPort": 0.0,
+                               "toPort": 0.0}]},
+                 {"ingress": [{"action": "allow", "cidrBlock": "0.0.0.0/0", "protocol": "tcp", "fromPort": 443.0,
+                               "toPort": 443.0}]}, marks=pytest.mark.control("CW-NET-03"), id="inline-nacl-all"),
+    pytest.param("cw-net-03-sg-world-ingress-web-only", "in", ingress("0.0.0.0/0", 502),
+                 ingress("0.0.0.0/0", 443), marks=pytest.mark.control("CW-NET-03"), id="modbus-world"),
+    pytest.param("cw-net-03-sg-world-ingress-web-only", "in", ingress("0.0.0.0/0", 47808, proto="udp"),
+                 ingress("10.40.64.0/20", 47808, proto="udp"), marks=pytest.mark.control("CW-NET-03"),
+                 id="bacnet-world"),
+    pytest.param("cw-net-03-nacl-world-ingress-web-or-return", "naclrule", acl_in("0.0.0.0/0", 502, 502),
+                 acl_in("0.0.0.0/0", 32768, 65535), marks=pytest.mark.control("CW-NET-03"), id="nacl-modbus-world"),
+    pytest.param("cw-net-03-nacl-world-ingress-web-or-return", "naclrule", acl_in("::/0", 1024, 65535),
+                 acl_in("0.0.0.0/0", 1024, 65535, egress=True), marks=pytest.mark.control("CW-NET-03"),
+                 id="nacl-wide-return"),
+    pytest.param("cw-net-03-sg-rules-are-separate-resources", "sg",
+                 {"egress": [{"cidrBlocks": ["10.0.0.0/8"], "protocol": "tcp", "fromPort": 443.0, "toPort": 443.0}]},
+                 {"name": "zone", "vpcId": "vpc-1"}, marks=pytest.mark.control("CW-NET-03"), id="inline-rules"),
+    pytest.param("cw-net-03-sg-rules-trace-to-conduit", "in", ingress("10.40.64.0/20", 502, description="modbus"),
+                 ingress("10.40.64.0/20", 502, description="modbus",
+                         tags={"cityward:conduit": "ot-operations->field:tcp/502"}),
+                 marks=pytest.mark.control("CW-NET-03"), id="untagged-rule"),
+    pytest.param("cw-net-03-sg-rules-trace-to-conduit", "out",
+                 ingress("10.40.64.0/20", 503, description="modbus",
+                         tags={"cityward:conduit": "ot-operations->field:tcp/502"}),
+                 ingress("10.40.64.0/20", 502, description="modbus",
+                         tags={"cityward:conduit": "ot-operations->field:tcp/502"}),
+                 marks=pytest.mark.control("CW-NET-03"), id="rule-differs-from-conduit"),
+    pytest.param("cw-net-03-sg-no-all-traffic-egress-to-world", "out", {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "-1"},
+                 ingress("0.0.0.0/0", 443), marks=pytest.mark.control("CW-NET-03"), id="egress-all-world"),
+    pytest.param("cw-net-04-default-sg-no-rules", "dsg",
+                 {"vpcId": "vpc-1", "ingress": [{"protocol": "-1", "self": True, "fromPort": 0.0, "toPort": 0.0}]},
+                 {"vpcId": "vpc-1"}, marks=pytest.mark.control("CW-NET-04"), id="default-sg-self-rule"),
+    pytest.param("cw-net-04-default-nacl-no-rules", "dnacl",
+                 {"defaultNetworkAclId": "acl-1", "egress": [{"action": "allow", "cidrBlock": "0.0.0.0/0",
+                                                              "protocol": "-1", "ruleNo": 100.0}]},
+                 {"defaultNetworkAclId": "acl-1"}, marks=pytest.mark.control("CW-NET-04"), id="default-nacl-allow"),
+    pytest.param("cw-net-05-flow-log-traffic-all", "flow", {"trafficType": "REJECT", "logDestination": "arn:x"},
+                 {"trafficType": "ALL", "logDestination": "arn:x"}, marks=pytest.mark.control("CW-NET-05"),
+                 id="reject-only"),
+    pytest.param("cw-net-05-log-group-kms", "lg", {"retentionInDays": 365.0},
+                 {"retentionInDays": 365.0, "kmsKeyId": "arn:aws:kms:eu-west-1:1:key/k"},
+                 marks=pytest.mark.control("CW-NET-05"), id="log-group-plain"),
+    pytest.param("cw-net-05-log-group-retention-365", "lg", {"retentionInDays": 30.0, "kmsKeyId": "k"},
+                 {"retentionInDays": 400.0, "kmsKeyId": "k"}, marks=pytest.mark.control("CW-NET-05"),
+                 id="retention-30"),
+    pytest.param("cw-net-06-kms-key-rotation", "key", {"enableKeyRotation": False},
+                 {"enableKeyRotation": True, "rotationPeriodInDays": 365.0}, marks=pytest.mark.control("CW-NET-06"),
+                 id="no-rotation"),
+    pytest.param("cw-net-06-kms-key-rotation", "key", {"enableKeyRotation": True, "rotationPeriodInDays": 730.0},
+                 {"customerMasterKeySpec": "RSA_2048", "keyUsage": "SIGN_VERIFY"},
+                 marks=pytest.mark.control("CW-NET-06"), id="slow-rotation-vs-asymmetric"),
+    pytest.param("cw-net-07-endpoint-private-dns", "vpce",
+                 {"vpcEndpointType": "Interface", "serviceName": "com.amazonaws.eu-west-1.ssm",
+                  "privateDnsEnabled": False, "securityGroupIds": ["sg-1"]},
+                 {"vpcEndpointType": "Interface", "serviceName": "com.amazonaws.eu-west-1.ssm",
+                  "privateDnsEnabled": True, "securityGroupIds": ["sg-1"]},
+                 marks=pytest.mark.control("CW-NET-07"), id="no-private-dns"),
+    pytest.param("cw-net-07-endpoint-private-dns", "vpce",
+                 {"vpcEndpointType": "Interface", "serviceName": "com.amazonaws.eu-west-1.kms",
+                  "privateDnsEnabled": True},
+                 {"vpcEndpointType": "Gateway", "serviceName": "com.amazonaws.eu-west-1.s3"},
+                 marks=pytest.mark.control("CW-NET-07"), id="no-endpoint-sg"),
+    pytest.param("cw-net-08-imdsv2-required", "imds", {"httpTokens": "optional"}, {"httpTokens": "required"},
+                 marks=pytest.mark.control("CW-NET-08"), id="account-imdsv1"),
+    pytest.param("cw-net-08-imdsv2-required", "instance", {"ami": "ami-1"},
+                 {"ami": "ami-1", "metadataOptions": {"httpTokens": "required"}},
+                 marks=pytest.mark.control("CW-NET-08"), id="instance-imdsv1"),
+    pytest.param("cw-net-08-imdsv2-required", "lt", {"metadataOptions": {"httpTokens": "optional"}},
+                 {"metadataOptions": {"httpTokens": "required"}}, marks=pytest.mark.control("CW-NET-08"),
+                 id="template-imdsv1"),
+    pytest.param("cw-net-08-no-public-ip-on-launch", "subnet", {"mapPublicIpOnLaunch": True},
+                 {"mapPublicIpOnLaunch": False}, marks=pytest.mark.control("CW-NET-08"), id="subnet-public-ip"),
+    pytest.param("cw-net-08-no-public-ip-on-launch", "instance", {"associatePublicIpAddress": True},
+                 {"associatePublicIpAddress": False}, marks=pytest.mark.control("CW-NET-08"), id="instance-public-ip"),
+    pytest.param("cw-net-08-no-public-ip-on-launch", "lt",
+                 {"networkInterfaces": [{"associatePublicIpAddress": "true"}]},
+                 {"networkInterfaces": [{"associatePublicIpAddress": "false"}]},
+                 marks=pytest.mark.control("CW-NET-08"), id="template-public-ip"),
+    pytest.param("cw-net-09-ebs-encryption-by-default", "ebs", {"enabled": False}, {"enabled": True},
+                 marks=pytest.mark.control("CW-NET-09"), id="ebs-off"),
+    pytest.param("cw-net-10-s3-public-access-block", "pab", {**ALL_ON, "restrictPublicBuckets": False}, ALL_ON,
+                 marks=pytest.mark.control("CW-NET-10"), id="account-pab-partial"),
+    pytest.param("cw-net-10-s3-public-access-block", "bpab", {"bucket": "b", "blockPublicAcls": True},
+                 {"bucket": "b", **ALL_ON}, marks=pytest.mark.control("CW-NET-10"), id="bucket-pab-partial"),
+    pytest.param("cw-net-11-human-roles-require-mfa", "role",
+                 {"assumeRolePolicy": trust({"AWS": "arn:aws:iam::1:root"})},
+                 {"assumeRolePolicy": trust({"AWS": "arn:aws:iam::1:root"}, MFA)},
+                 marks=pytest.mark.control("CW-NET-11"), id="no-mfa"),
+    pytest.param("cw-net-11-human-roles-require-mfa", "role",
+                 {"assumeRolePolicy": trust({"AWS": ["arn:aws:iam::1:user/a"]},
+                                            {"BoolIfExists": {"aws:MultiFactorAuthPresent": "true"}})},
+                 {"assumeRolePolicy": trust({"Service": "ec2.amazonaws.com"})},
+                 marks=pytest.mark.control("CW-NET-11"), id="mfa-if-exists-vs-service-role"),
+    pytest.param("cw-net-12-cloudtrail-multi-region-validated", "trail",
+                 {"isMultiRegionTrail": False, "enableLogFileValidation": True},
+                 {"isMultiRegionTrail": True, "enableLogFileValidation": True, "enableLogging": True},
+                 marks=pytest.mark.control("CW-NET-12"), id="single-region"),
+    pytest.param("cw-net-12-cloudtrail-multi-region-validated", "trail",
+                 {"isMultiRegionTrail": True, "enableLogFileValidation": False, "enableLogging": False},
+                 {"isMultiRegionTrail": True, "enableLogFileValidation": True},
+                 marks=pytest.mark.control("CW-NET-12"), id="no-validation"),
+    pytest.param("cw-net-12-cloudtrail-kms", "trail", {"isMultiRegionTrail": True},
+                 {"kmsKeyId": "arn:aws:kms:eu-west-1:1:key/k"}, marks=pytest.mark.control("CW-NET-12"),
+                 id="trail-no-kms"),
+    pytest.param("cw-net-12-cloudtrail-cloudwatch-logs", "trail", {"cloudWatchLogsGroupArn": "arn:lg:*"},
+                 {"cloudWatchLogsGroupArn": "arn:lg:*", "cloudWatchLogsRoleArn": "arn:role"},
+                 marks=pytest.mark.control("CW-NET-12"), id="trail-no-cloudwatch"),
+]
+
+
+@pytest.mark.parametrize(("rule", "kind", "bad", "good"), RESOURCE_CASES)
+def test_resource_rule(rule, kind, bad, good):
+    violations = run_resource_rule(rule, kind, bad)
+    assert violations, f"{rule} accepted a violating {kind}"
+    control = rule[:9].upper()
+    assert all(v.startswith(control) for v in violations), violations
+    assert run_resource_rule(rule, kind, good) == []
+
+
+def test_resource_rules_ignore_other_types():
+    for name, policy in POLICIES.items():
+        if isinstance(policy, ResourceValidationPolicy):
+            assert run_resource_rule(name, "igw", {"vpcId": "vpc-1", "ingress": [1], "trafficType": "x"}) == []
+
+
+# --- stack rules ------------------------------------------------------------------------------
+
+
+def vpc(zones="dmz,ot", **extra):
+    return ("vpc", {"id": "vpc-1", "cidrBlock": "10.40.0.0/16", "mainRouteTableId": "rtb-main",
+                    "defaultNetworkAclId": "acl-default", "tags": {"cityward:zones": zones}, **extra})
+
+
+def subnet(sid, zone, kind, az, cidr="10.40.0.0/24"):
+    return ("subnet", {"id": sid, "vpcId": "vpc-1", "availabilityZone": az, "cidrBlock": cidr,
+                       "tags": {"cityward:zone": zone, "cityward:zone-kind": kind}})
+
+
+def network(ot_route=None, dmz_route=None):
+    """A DMZ and an OT zone in two AZs, each zone with its own route table."""
+    resources = [vpc(), ("igw", {"id": "igw-1", "vpcId": "vpc-1"}),
+                 subnet("subnet-d1", "dmz", "dmz", "eu-west-1a"), subnet("subnet-d2", "dmz", "dmz", "eu-west-1b"),
+                 subnet("subnet-o1", "ot", "ot", "eu-west-1a"), subnet("subnet-o2", "ot", "ot", "eu-west-1b"),
+                 ("rt", {"id": "rtb-dmz", "vpcId": "vpc-1"}), ("rt", {"id": "rtb-ot", "vpcId": "vpc-1"})]
+    resources += [("assoc", {"subnetId": s, "routeTableId": t}) for s, t in
+                  (("subnet-d1", "rtb-dmz"), ("subnet-d2", "rtb-dmz"), ("subnet-o1", "rtb-ot"),
+                   ("subnet-o2", "rtb-ot"))]
+    for table, route in (("rtb-ot", ot_route), ("rtb-dmz", dmz_route)):
+        if route:
+            resources.append(("route", {"routeTableId": table, "destinationCidrBlock": "0.0.0.0/0", **route}))
+    return resources
+
+
+def endpoints(services=("ssm", "ssmmessages", "ec2messages", "logs", "kms"), rule=None):
+    resources = [vpc(), ("sg", {"id": "sg-vpce", "vpcId": "vpc-1"})]
+    resources += [("vpce", {"vpcId": "vpc-1", "vpcEndpointType": "Interface", "securityGroupIds": ["sg-vpce"],
+                            "serviceName": f"com.amazonaws.eu-west-1.{s}", "privateDnsEnabled": True})
+                  for s in services]
+    resources.append(("in", {"securityGroupId": "sg-vpce", **(rule or ingress("10.40.0.0/16", 443))}))
+    return resources
+
+
+def ssh_from(cidr):
+    return [vpc(), subnet("subnet-m1", "management", "management", "eu-west-1a", "10.40.32.0/21"),
+            subnet("subnet-m2", "management", "management", "eu-west-1b", "10.40.40.0/21"),
+            ("sg", {"id": "sg-ot", "tags": {"cityward:zone-kind": "ot"}}),
+            ("in", {"securityGroupId": "sg-ot", **ingress(cidr, 22)})]
+
+
+def flow_logs(traffic):
+    group = "arn:aws:logs:eu-west-1:1:log-group:/flow"
+    return [vpc(), ("lg", {"arn": group, "kmsKeyId": "k", "retentionInDays": 365.0}),
+            ("flow", {"vpcId": "vpc-1", "trafficType": traffic, "logDestination": group,
+                      "logDestinationType": "cloud-watch-logs"})]
+
+
+STACK_CASES = [
+    pytest.param("cw-net-01-one-vpc-zones-span-two-azs",
+                 [vpc(), subnet("s1", "dmz", "dmz", "eu-west-1a"), subnet("s2", "dmz", "dmz", "eu-west-1b"),
+                  subnet("s3", "ot", "ot", "eu-west-1a")],
+                 network(), marks=pytest.mark.control("CW-NET-01"), id="ot-in-one-az"),
+    pytest.param("cw-net-01-one-vpc-zones-span-two-azs",
+                 [*network(), ("vpc", {"id": "vpc-2", "tags": {}})], network(),
+                 marks=pytest.mark.control("CW-NET-01"), id="two-vpcs"),
+    pytest.param("cw-net-01-one-vpc-zones-span-two-azs",
+                 [*network(), subnet("s9", "lab", "it", "eu-west-1a")], network(),
+                 marks=pytest.mark.control("CW-NET-01"), id="zone-not-in-policy"),
+    pytest.param("cw-net-02-ot-subnets-no-internet-route", network(ot_route={"natGatewayId": "nat-1"}),
+                 network(dmz_route={"gatewayId": "igw-1"}), marks=pytest.mark.control("CW-NET-02"), id="ot-nat"),
+    pytest.param("cw-net-02-ot-subnets-no-internet-route", network(ot_route={"gatewayId": "igw-1"}),
+                 network(ot_route={"transitGatewayId": "tgw-1"}), marks=pytest.mark.control("CW-NET-02"),
+                 id="ot-igw"),
+    pytest.param("cw-net-02-ot-subnets-no-internet-route",
+                 [*network(), ("rt", {"id": "rtb-main", "routes": [{"cidrBlock": "0.0.0.0/0",
+                                                                    "egressOnlyGatewayId": "eigw-1"}]}),
+                  subnet("subnet-o3", "ot", "ot", "eu-west-1c")],
+                 network(), marks=pytest.mark.control("CW-NET-02"), id="ot-on-main-table-eigw"),
+    pytest.param("cw-net-02-igw-routes-dmz-only", network(ot_route={"gatewayId": "igw-1"}),
+                 network(dmz_route={"gatewayId": "igw-1"}), marks=pytest.mark.control("CW-NET-02"),
+                 id="igw-outside-dmz"),
+    pytest.param("cw-net-04-defaults-adopted", [vpc(), ("dsg", {"vpcId": "vpc-1"})],
+                 [vpc(), ("dsg", {"vpcId": "vpc-1"}), ("dnacl", {"defaultNetworkAclId": "acl-default"})],
+                 marks=pytest.mark.control("CW-NET-04"), id="default-nacl-not-adopted"),
+    pytest.param("cw-net-05-vpc-flow-logs", [vpc()], flow_logs("ALL"), marks=pytest.mark.control("CW-NET-05"),
+                 id="no-flow-log"),
+    pytest.param("cw-net-05-vpc-flow-logs", flow_logs("ACCEPT"), flow_logs("ALL"),
+                 marks=pytest.mark.control("CW-NET-05"), id="accept-only"),
+    pytest.param("cw-net-05-vpc-flow-logs", [vpc(), ("flow", {"vpcId": "vpc-1", "trafficType": "ALL",
+                                                              "logDestination": "arn:elsewhere"})],
+                 flow_logs("ALL"), marks=pytest.mark.control("CW-NET-05"), id="unmanaged-log-group"),
+    pytest.param("cw-net-07-session-manager-endpoints", endpoints(services=("ssm", "ssmmessages")), endpoints(),
+                 marks=pytest.mark.control("CW-NET-07"), id="missing-endpoints"),
+    pytest.param("cw-net-07-endpoint-sg-https-from-vpc", endpoints(rule=ingress("0.0.0.0/0", 443)), endpoints(),
+                 marks=pytest.mark.control("CW-NET-07"), id="endpoint-sg-world"),
+    pytest.param("cw-net-07-endpoint-sg-https-from-vpc", endpoints(rule=ingress("10.40.0.0/16", 22)), endpoints(),
+                 marks=pytest.mark.control("CW-NET-07"), id="endpoint-sg-ssh"),
+    pytest.param("cw-net-07-ssh-only-from-management", ssh_from("10.40.0.0/20"), ssh_from("10.40.32.0/20"),
+                 marks=pytest.mark.control("CW-NET-07"), id="ssh-from-enterprise"),
+    pytest.param("cw-net-07-ssh-only-from-management", ssh_from("0.0.0.0/0"), ssh_from("10.40.33.7/32"),
+                 marks=pytest.mark.control("CW-NET-07"), id="ssh-from-anywhere-bastion"),
+    pytest.param("cw-net-08-imdsv2-account-default", [("imds", {"httpTokens": "optional"})],
+                 [("imds", {"httpTokens": "required"})], marks=pytest.mark.control("CW-NET-08"), id="imds-optional"),
+    pytest.param("cw-net-09-ebs-encryption-declared", [vpc()], [("ebs", {"enabled": True})],
+                 marks=pytest.mark.control("CW-NET-09"), id="no-ebs-default"),
+    pytest.param("cw-net-10-s3-account-public-access-block-declared", [("pab", {"blockPublicAcls": True})],
+                 [("pab", ALL_ON)], marks=pytest.mark.control("CW-NET-10"), id="account-pab-partial"),
+    pytest.param("cw-net-11-operator-role-declared",
+                 [("role", {"assumeRolePolicy": trust({"Service": "ec2.amazonaws.com"})})],
+                 [("role", {"assumeRolePolicy": trust({"AWS": ["arn:aws:iam::1:root"]}, MFA)})],
+                 marks=pytest.mark.control("CW-NET-11"), id="no-operator-role"),
+    pytest.param("cw-net-12-cloudtrail-declared", [("trail", {"isMultiRegionTrail": False,
+                                                              "enableLogFileValidation": True})],
+                 [("trail", {"isMultiRegionTrail": True, "enableLogFileValidation": True})],
+                 marks=pytest.mark.control("CW-NET-12"), id="no-multi-region-trail"),
+]
+
+
+@pytest.mark.parametrize(("rule", "bad", "good"), STACK_CASES)
+def test_stack_rule(rule, bad, good):
+    violations = run_stack_rule(rule, bad)
+    assert violations, f"{rule} accepted a violating stack"
+    assert all(v.startswith(rule[:9].upper()) for v in violations), violations
+    assert run_stack_rule(rule, good) == []
+
+
+# --- the pack as a whole ----------------------------------------------------------------------
+
+
+@pytest.mark.control("CW-NET-01", "CW-NET-02", "CW-NET-03", "CW-NET-04", "CW-NET-05", "CW-NET-06", "CW-NET-07",
+                     "CW-NET-08", "CW-NET-09", "CW-NET-10", "CW-NET-11", "CW-NET-12")
+def test_every_rule_is_tested_named_and_mapped():
+    tested = {p.values[0] for p in RESOURCE_CASES + STACK_CASES}
+    assert tested == set(POLICIES), f"rules without a test: {set(POLICIES) - tested}"
+    assert len(POLICIES) >= 15
+    assert any(isinstance(p, StackValidationPolicy) for p in POLICIES.values())
+    controls = set()
+    for name, policy in POLICIES.items():
+        match = re.match(r"cw-net-(\d{2})-", name)
+        assert match, name
+        control = f"CW-NET-{match.group(1)}"
+        controls.add(control)
+        assert policy.description.startswith(control), name
+        # each description names the external IDs, or says the rule is cityward's own
+        assert re.search(r"CKV2?_AWS_\d+|FSBP|cityward", policy.description), name
+        assert (policy.enforcement_level or RULES.ENFORCEMENT_LEVEL) == EnforcementLevel.MANDATORY
+    assert controls == {f"CW-NET-{n:02d}" for n in range(1, 13)}
+    # the catalog's external rule IDs appear in the rules that implement them
+    text = " ".join(p.description for p in POLICIES.values())
+    for rule_id in ("CKV_AWS_24", "CKV_AWS_25", "EC2.13", "EC2.14", "CKV_AWS_229", "CKV_AWS_232", "EC2.21",
+                    "CKV2_AWS_12", "EC2.2", "CKV2_AWS_11", "EC2.6", "CKV_AWS_158", "CKV_AWS_338", "CKV_AWS_7",
+                    "KMS.4", "CKV_AWS_79", "EC2.8", "CKV_AWS_130", "EC2.15", "CKV_AWS_106", "EC2.7", "S3.1", "S3.8",
+                    "IAM.5", "IAM.19", "CloudTrail.1", "CloudTrail.2", "CloudTrail.4", "CloudTrail.5"):
+        assert rule_id in text, rule_id
+
+
+def test_pack_entry_point_only_builds_the_pack():
+    directory = project.pack_dir()
+    meta = yaml.safe_load((directory / "PulumiPolicy.yaml").read_text())
+    assert meta["runtime"] == "python"
+    tree = ast.parse((directory / "__main__.py").read_text())
+    calls = [n for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
+    assert [c.value.func.id for c in calls] == ["PolicyPack"]
+    assert all(isinstance(n, ast.ImportFrom | ast.Expr) for n in tree.body)

@@ -1,0 +1,182 @@
+"""The zones policy (policies/zones.yml) and its loader: every bad input is refused with one line
+naming the file, the entry and the field (control CW-FW-01)."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cityward.errors import CitywardError
+from cityward.zones import INTERNET, load_zones, parse_zones
+
+REPO_ZONES = Path(__file__).resolve().parents[2] / "policies" / "zones.yml"
+pytestmark = pytest.mark.control("CW-FW-01")
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    return yaml.safe_load(REPO_ZONES.read_text())
+
+
+def write(tmp_path: Path, data) -> Path:
+    path = tmp_path / "zones.yml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def index_of(raw: dict, **match) -> int:
+    return next(i for i, c in enumerate(raw["conduits"]) if all(c[k] == v for k, v in match.items()))
+
+
+# --- the shipped policy -----------------------------------------------------------------------
+
+
+def test_repo_policy_loads_with_all_zone_kinds():
+    policy = load_zones(REPO_ZONES)
+    assert {"enterprise", "dmz", "management", "ot-operations", "field"} <= set(policy.zones)
+    assert {z.kind for z in policy.zones.values()} == {"it", "dmz", "management", "ot"}
+    assert [z.name for z in policy.zones.values() if z.internet] == ["dmz"]
+    assert all(z.cidr.subnet_of(ipaddress.ip_network("10.0.0.0/8")) for z in policy.zones.values())
+
+
+def test_repo_policy_names_the_ot_protocols():
+    policy = load_zones(REPO_ZONES)
+    flows = {(c.protocol, c.port): c for c in policy.conduits}
+    for proto, port in [("tcp", 502), ("tcp", 20000), ("tcp", 4840), ("tcp", 8883), ("udp", 47808),
+                        ("tcp", 6514), ("tcp", 22), ("udp", 123)]:
+        assert (proto, port) in flows, f"no conduit for {proto}/{port}"
+    ssh = [c for c in policy.conduits if c.port == 22]
+    assert ssh and all(policy.kind_of(c.from_) == "management" for c in ssh)
+    # OT zones never meet the internet directly
+    assert not [c for c in policy.conduits if INTERNET in (c.from_, c.to) and "ot" in
+                (policy.kind_of(c.from_), policy.kind_of(c.to))]
+
+
+def test_policy_data_round_trips_for_templates():
+    policy = load_zones(REPO_ZONES)
+    data = policy.as_data()
+    assert data["conduits"][0]["from"] == policy.conduits[0].from_
+    assert parse_zones(data, "round-trip") == policy
+
+
+# --- refused inputs ---------------------------------------------------------------------------
+
+
+def _bad_cases():
+    def conduit(i_match, **update):
+        def mutate(d):
+            d["conduits"][index_of(d, **i_match)].update(update)
+        return mutate
+
+    modbus = {"port": 502}
+    return [
+        ("unknown zone in conduit", conduit(modbus, to="scada-lan"),
+         ["conduit #0 (ot-operations->scada-lan:502)", "field 'to'", "unknown zone 'scada-lan'"]),
+        ("unknown source zone", conduit(modbus, **{"from": "nowhere"}),
+         ["conduit #0 (nowhere->field:502)", "field 'from'", "unknown zone"]),
+        ("overlapping CIDRs", lambda d: d["zones"]["field"].update(cidr="10.40.64.0/19"),
+         ["zone 'field'", "field 'cidr'", "overlaps zone 'ot-operations'"]),
+        ("port above range", conduit(modbus, port=70000),
+         ["conduit #0 (ot-operations->field:70000)", "field 'port'", "65535"]),
+        ("port zero", conduit(modbus, port=0), ["conduit #0 (ot-operations->field:0)", "field 'port'"]),
+        ("port as text", conduit(modbus, port="502"), ["field 'port'", "valid integer"]),
+        ("duplicate conduit", lambda d: d["conduits"].append(dict(d["conduits"][0])),
+         ["(ot-operations->field:502)", "field '(conduit)'", "duplicate of conduit #0"]),
+        ("bad protocol", conduit(modbus, protocol="sctp"),
+         ["conduit #0 (ot-operations->field:502)", "field 'protocol'", "'tcp' or 'udp'"]),
+        ("SSH from an OT zone", conduit({"port": 22, "to": "field"}, **{"from": "ot-operations"}),
+         ["(ot-operations->field:22)", "field 'from'", "SSH (22) may only come from a management zone"]),
+        ("SSH from enterprise", lambda d: d["conduits"].append(
+            {"from": "enterprise", "to": "siem", "protocol": "tcp", "port": 22, "service": "ssh",
+             "purpose": "admins"}), ["(enterprise->siem:22)", "field 'from'", "management"]),
+        ("CIDR with host bits", lambda d: d["zones"]["dmz"].update(cidr="10.40.16.1/20"),
+         ["zone 'dmz'", "field 'cidr'", "host bits set"]),
+        ("CIDR garbage", lambda d: d["zones"]["dmz"].update(cidr="10.40.300.0/20"),
+         ["zone 'dmz'", "field 'cidr'"]),
+        ("unknown key in zone", lambda d: d["zones"]["siem"].update(vlan=40),
+         ["zone 'siem'", "field 'vlan'", "unknown key"]),
+        ("unknown key in conduit", conduit(modbus, direction="both"),
+         ["conduit #0 (ot-operations->field:502)", "field 'direction'", "unknown key"]),
+        ("unknown top-level key", lambda d: d.update(firewall="nft"), ["top level", "field 'firewall'", "unknown key"]),
+        ("bad zone kind", lambda d: d["zones"]["siem"].update(kind="soc"), ["zone 'siem'", "field 'kind'"]),
+        ("missing purpose", lambda d: d["conduits"][0].pop("purpose"),
+         ["conduit #0 (ot-operations->field:502)", "field 'purpose'", "required"]),
+        ("internet reaches an OT zone", lambda d: d["conduits"].append(
+            {"from": INTERNET, "to": "field", "protocol": "tcp", "port": 502, "service": "modbus-tcp",
+             "purpose": "vendor remote access"}), ["(internet->field:502)", "field 'from'", "internet"]),
+        ("OT zone facing the internet", lambda d: d["zones"]["field"].update(internet=True),
+         ["zone 'field'", "field 'internet'", "only a dmz"]),
+        ("reserved zone name", lambda d: d["zones"].update(internet={"kind": "dmz", "cidr": "10.41.0.0/16"}),
+         ["zone 'internet'", "reserved"]),
+        ("conduit to itself", conduit(modbus, to="ot-operations"), ["field 'to'", "two different zones"]),
+        ("wrong version", lambda d: d.update(version=2), ["top level", "field 'version'"]),
+    ]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [pytest.param(m, e, id=i) for i, m, e in _bad_cases()])
+def test_bad_policy_is_refused_naming_file_entry_field(tmp_path, raw, mutate, expected):
+    data = copy.deepcopy(raw)
+    mutate(data)
+    path = write(tmp_path, data)
+    with pytest.raises(CitywardError) as caught:
+        load_zones(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert "\n" not in message
+    for part in expected:
+        assert part in message
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("---\nversion: 1\nzones: {dmz: {kind: dmz, cidr: 10.0.0.0/24\n", "invalid YAML", id="unclosed"),
+    pytest.param("---\nversion: 1\nzones:\n  a: {kind: it, cidr: 10.0.0.0/24}\n  a: {kind: it, cidr: 10.0.1.0/24}\n",
+                 "duplicate key 'a'", id="duplicate-key"),
+    pytest.param("---\n- just\n- a list\n", "expected a mapping", id="not-a-mapping"),
+])
+def test_yaml_problems_are_one_line_with_position(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(CitywardError) as caught:
+        load_zones(path)
+    assert str(caught.value).startswith(str(path))
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    path = write(tmp_path, "---\nversion: 1\nzones:\n  dmz: [kind: dmz\n")
+    with pytest.raises(CitywardError, match=r"line \d+, column \d+: invalid YAML"):
+        load_zones(path)
+
+
+def test_missing_file_is_one_line(tmp_path):
+    with pytest.raises(CitywardError, match="cannot read zones policy"):
+        load_zones(tmp_path / "absent.yml")
+
+
+def test_several_errors_are_reported_together(tmp_path, raw):
+    data = copy.deepcopy(raw)
+    data["conduits"][0]["to"] = "ghost"
+    data["conduits"][1]["to"] = "spectre"
+    with pytest.raises(CitywardError) as caught:
+        load_zones(write(tmp_path, data))
+    assert "ghost" in str(caught.value) and "spectre" in str(caught.value) and "1 more" in str(caught.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(port=st.integers(min_value=-5, max_value=70000))
+def test_port_range_is_exactly_1_to_65535(raw, port):
+    data = copy.deepcopy(raw)
+    # a udp flow enterprise->siem exists nowhere else, so no duplicate and no admin-port rule applies
+    data["conduits"].append({"from": "enterprise", "to": "siem", "protocol": "udp", "port": port,
+                             "service": "probe", "purpose": "property test"})
+    if 1 <= port <= 65535:
+        assert parse_zones(data, "z.yml").conduits[-1].port == port
+    else:
+        with pytest.raises(CitywardError, match=r"\(enterprise->siem:-?\d+\), field 'port'"):
+            parse_zones(data, "z.yml")

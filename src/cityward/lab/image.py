@@ -53,6 +53,8 @@ echo "deb {mirror}-security {release}-security main" >> /etc/apt/sources.list
 : > /etc/machine-id
 apt-get clean
 rm -rf /var/lib/apt/lists/*
+# An empty index must look stale, or `apt: cache_valid_time` would trust it and find nothing.
+touch -d @0 /var/lib/apt/lists
 """
 
 

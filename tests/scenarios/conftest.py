@@ -1,0 +1,136 @@
+"""Fixtures for scenario tests: they act like a person at the keyboard (log in over SSH,
+type a TOTP code, sit at the console). They run only inside Molecule, never in `cityward audit`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import paramiko
+import pyotp
+import pytest
+
+
+@pytest.fixture(scope="module")
+def hostvars(host):
+    return host.ansible.get_variables()
+
+
+@pytest.fixture(scope="module")
+def container(hostvars):
+    return hostvars.get("ansible_host", hostvars["inventory_hostname"])
+
+
+@pytest.fixture(scope="module")
+def published_ssh(container):
+    """127.0.0.1 and the port Podman published for the container's sshd."""
+    out = subprocess.run(["podman", "port", container, "22/tcp"], capture_output=True, text=True, check=True)
+    address, _, port = out.stdout.strip().splitlines()[0].rpartition(":")
+    return address, int(port)
+
+
+@pytest.fixture(scope="session")
+def keys_dir():
+    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "keys"
+
+
+class Totp:
+    """TOTP codes for one seed that PAM has not seen yet (it refuses a reused code)."""
+
+    def __init__(self, seed: str):
+        self._totp = pyotp.TOTP(seed)
+        self._used: set[str] = set()
+
+    def fresh(self) -> str:
+        now = time.time()
+        for offset in (0, 30, -30):
+            code = self._totp.at(now + offset)
+            if code not in self._used:
+                self._used.add(code)
+                return code
+        time.sleep(30)
+        return self.fresh()
+
+    def wrong(self) -> str:
+        now = time.time()
+        valid = {self._totp.at(now + o) for o in (-60, -30, 0, 30, 60)}
+        return next(c for c in (f"{n:06d}" for n in range(123456, 999999, 7919)) if c not in valid)
+
+
+@pytest.fixture(scope="module")
+def totp(hostvars):
+    seeds = hostvars["vault_totp_secrets"]
+    return {name: Totp(seed) for name, seed in seeds.items()}
+
+
+def _handshake(endpoint, patience: float = 120) -> paramiko.Transport:
+    """Open an SSH transport, waiting out sshd's PerSourcePenalties (OpenSSH >= 9.8 refuses a
+    source for a while after failed logins, which these tests cause on purpose)."""
+    deadline = time.monotonic() + patience
+    while True:
+        transport = None
+        try:
+            transport = paramiko.Transport(socket.create_connection(endpoint, timeout=10))
+            transport.start_client(timeout=10)
+            return transport
+        except (paramiko.SSHException, EOFError, ConnectionError, OSError):
+            if transport is not None:
+                transport.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(3)
+
+
+class Session:
+    """An SSH connection authenticated (or refused) the way a person would be."""
+
+    def __init__(self, endpoint, user, key_path=None, code=None, password=None):
+        self.transport = _handshake(endpoint)
+        self.remaining = None
+        try:
+            if password is not None:
+                self.transport.auth_password(user, password)
+                return
+            key = paramiko.Ed25519Key.from_private_key_file(str(key_path))
+            self.remaining = self.transport.auth_publickey(user, key)
+            if self.remaining and code is not None:
+                self.transport.auth_interactive(user, lambda _t, _i, prompts: [code for _ in prompts])
+        except Exception:
+            self.transport.close()
+            raise
+
+    @property
+    def authenticated(self) -> bool:
+        return self.transport.is_authenticated()
+
+    def run(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
+        channel = self.transport.open_session()
+        channel.settimeout(60)
+        channel.exec_command(command)
+        if stdin is not None:
+            channel.sendall(stdin.encode())
+        channel.shutdown_write()  # EOF: a prompt asking again gets nothing more, never hangs
+        out = channel.makefile().read().decode()
+        err = channel.makefile_stderr().read().decode()
+        return channel.recv_exit_status(), out, err
+
+    def close(self):
+        self.transport.close()
+
+
+@pytest.fixture
+def ssh(published_ssh, keys_dir):
+    sessions = []
+
+    def connect(user, key=None, code=None, password=None):
+        key_path = keys_dir / (key or user) if password is None else None
+        session = Session(published_ssh, user, key_path, code, password)
+        sessions.append(session)
+        return session
+
+    yield connect
+    for session in sessions:
+        session.close()

@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+import cityward.testinfra_podman  # noqa: F401 - podman hosts through testinfra's native backend
+
 
 @pytest.fixture(scope="module")
 def hostvars(host):

@@ -13,6 +13,8 @@ import paramiko
 import pyotp
 import pytest
 
+import cityward.testinfra_podman  # noqa: F401 - podman hosts through testinfra's native backend
+
 
 @pytest.fixture(scope="module")
 def hostvars(host):

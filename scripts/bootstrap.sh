@@ -10,7 +10,7 @@ cd "$CITYWARD_HOME"
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 need_pkgs=()
-for pkg in podman runc debootstrap ssh-audit python3-venv; do
+for pkg in podman runc debootstrap ssh-audit chromium python3-venv; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 # A non-Debian Python (pyenv, ...) brings its own venv; python3-venv is only for Debian's.

@@ -16,7 +16,7 @@ from cityward.catalog import CONTROL_ID
 
 # Python files whose control-ID strings count as enforcement: Pulumi policy rules and the
 # audit's metadata/evidence checks.
-ENFORCING_PY = ("policies/pulumi/*.py", "src/cityward/audit/*.py")
+ENFORCING_PY = ("policies/pulumi/*.py", "src/cityward/audit/*.py", "src/cityward/inventory.py")
 ANSIBLE_YAML = ("roles/*/tasks/*.yml", "roles/*/handlers/*.yml", "playbooks/*.yml")
 
 

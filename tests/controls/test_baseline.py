@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hoststate import snapshot
 
 ROLE_DEFAULTS = Path(__file__).resolve().parents[2] / "roles" / "baseline" / "defaults" / "main.yml"
 ALLOWLIST = "/etc/cityward/listen-allowlist"
@@ -34,18 +35,6 @@ def setting(hostvars: dict, name: str):
     return yaml.safe_load(ROLE_DEFAULTS.read_text(encoding="utf-8"))[name]
 
 
-def snapshot(host, commands: dict[str, str]) -> dict[str, tuple[int, str]]:
-    """Run read-only commands in one round trip; returns name -> (exit status, output with stderr)."""
-    mark = "::cityward-check::"
-    script = "".join(
-        f"echo '{mark}BEGIN {name}'; ( {command} ) 2>&1; rc=$?; echo; echo \"{mark}END $rc\"; "
-        for name, command in commands.items()
-    )
-    out = host.run("bash -c " + shlex.quote(script)).stdout
-    found = re.findall(rf"^{mark}BEGIN (\S+)\n(.*?)\n?^{mark}END (\d+)$", out, re.MULTILINE | re.DOTALL)
-    results = {name: (int(rc), text) for name, text, rc in found}
-    assert set(results) == set(commands), f"could not read {sorted(set(commands) - set(results))} from the host"
-    return results
 
 
 def _units(hostvars) -> list[str]:

@@ -9,9 +9,9 @@ running kernel with it.
 from __future__ import annotations
 
 import re
-import shlex
 
 import pytest
+from hoststate import snapshot
 
 DROPIN = "/etc/sysctl.d/60-cityward.conf"
 MODPROBE_DROPIN = "/etc/modprobe.d/60-cityward-blocklist.conf"
@@ -90,19 +90,6 @@ def _module(name: str) -> str:
     return name.replace("-", "_")
 
 
-def snapshot(host, commands: dict[str, str]) -> dict[str, tuple[int, str]]:
-    """Run read-only commands in one round trip per host (a remote command costs about a second over
-    Ansible or SSH); returns name -> (exit status, output with stderr)."""
-    mark = "::cityward-check::"
-    script = "".join(
-        f"echo '{mark}BEGIN {name}'; ( {command} ) 2>&1; rc=$?; echo; echo \"{mark}END $rc\"; "
-        for name, command in commands.items()
-    )
-    out = host.run("bash -c " + shlex.quote(script)).stdout
-    found = re.findall(rf"^{mark}BEGIN (\S+)\n(.*?)\n?^{mark}END (\d+)$", out, re.MULTILINE | re.DOTALL)
-    results = {name: (int(rc), text) for name, text, rc in found}
-    assert set(results) == set(commands), f"could not read {sorted(set(commands) - set(results))} from the host"
-    return results
 
 
 def _blocked_modules(hostvars) -> list[str]:

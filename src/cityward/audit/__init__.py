@@ -1,0 +1,1 @@
+"""`cityward audit`: run the control checks on live hosts and report the evidence."""

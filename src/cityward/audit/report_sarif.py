@@ -1,0 +1,98 @@
+"""SARIF 2.1.0 report: one rule per control, one result per failed control on a host.
+
+Hosts are logical locations (there is no source file to point at); mandatory controls fail at
+level `error`, the others at `warning`. Unreachable hosts are tool execution notifications.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cityward import __version__
+from cityward.audit.model import AuditRun
+from cityward.paths import project_root
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def _utc(stamp: str) -> str:
+    """SARIF writes UTC times with a 'Z'."""
+    return stamp.replace("+00:00", "Z") if stamp.endswith("+00:00") else stamp
+
+
+def _help_uri(control_id: str, html_uri: str | None) -> str:
+    # The HTML report of the same run has an anchor per control; without it, the catalog entry.
+    base = html_uri or (project_root() / "policies" / "controls.yml").resolve().as_uri()
+    return f"{base}#{control_id}"
+
+
+def _rule(control, html_uri: str | None) -> dict:
+    refs = [f"IEC 62443-3-3 {sr}" for sr in control.iec62443] + [f"CISA CPG {g}" for g in control.cisa_cpg]
+    return {
+        "id": control.id,
+        "name": control.id.replace("-", ""),
+        "shortDescription": {"text": control.title},
+        "fullDescription": {"text": control.verification},
+        "help": {"text": f"{control.title}. Verified by: {control.verification} "
+                         f"References: {', '.join(refs) or 'none'}. Source items: {', '.join(control.sources)}."},
+        "helpUri": _help_uri(control.id, html_uri),
+        "defaultConfiguration": {"level": "error" if control.mandatory else "warning"},
+        "properties": {
+            "iec62443": list(control.iec62443),
+            "cisa_cpg": list(control.cisa_cpg),
+            "sources": list(control.sources),
+            "mandatory": control.mandatory,
+            "catalog_status": control.status,
+            "tags": ["cityward", *refs, *control.sources],
+        },
+    }
+
+
+def render(run: AuditRun, catalog, data: dict, html_uri: str | None = None) -> str:
+    rules = [_rule(control, html_uri) for control in catalog.controls]
+    index = {rule["id"]: i for i, rule in enumerate(rules)}
+    results = []
+    for control in catalog.controls:
+        body = data["controls"][control.id]
+        for host, cell in body["hosts"].items():
+            if cell["status"] != "failed":
+                continue
+            zone = data["hosts"][host]["zone"] or "no-zone"
+            results.append({
+                "ruleId": control.id,
+                "ruleIndex": index[control.id],
+                "kind": "fail",
+                "level": "error" if control.mandatory else "warning",
+                "message": {"text": f"{control.id} failed on {host}: {cell['reason'] or control.title}"},
+                "locations": [{"logicalLocations": [
+                    {"name": host, "fullyQualifiedName": f"{zone}/{host}", "kind": "resource"}]}],
+                "partialFingerprints": {"cityward/control-host/v1": f"{control.id}:{host}"},
+                "properties": {"host": host, "zone": zone},
+            })
+    notifications = [
+        {"level": "error", "message": {"text": f"{host.name}: {host.error or 'unreachable'}"},
+         "locations": [{"logicalLocations": [{"name": host.name, "kind": "resource"}]}]}
+        for host in run.hosts if not host.reachable
+    ]
+    document = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "cityward",
+                "version": run.cityward_version or __version__,
+                "semanticVersion": run.cityward_version or __version__,
+                "rules": rules,
+            }},
+            "invocations": [{
+                "executionSuccessful": not notifications,
+                "startTimeUtc": _utc(run.started),
+                "endTimeUtc": _utc(run.finished),
+                "toolExecutionNotifications": notifications,
+            }],
+            "automationDetails": {"id": f"cityward-audit/{run.inventory}/{run.started}"},
+            "results": results,
+            "properties": {"inventory": run.inventory, "summary": data["summary"]},
+        }],
+    }
+    return json.dumps(document, indent=2) + "\n"

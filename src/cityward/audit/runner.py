@@ -1,0 +1,149 @@
+"""Run the control checks of tests/controls against every host of an inventory.
+
+Each host gets its own pytest process over testinfra's ansible backend (the inventory's own
+connection: SSH for a city, Podman for the lab), hosts in parallel. The SBOM is collected first,
+over the same connection, so the SBOM control can check it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
+from pathlib import Path
+
+import testinfra
+
+import cityward.testinfra_podman  # noqa: F401 - podman hosts through testinfra's native backend
+from cityward import __version__
+from cityward.audit.model import AuditRun, CheckResult, HostResult
+from cityward.audit.sbom import DPKG_QUERY, cyclonedx_from_dpkg
+from cityward.errors import CitywardError
+from cityward.lab.podman import podman_env
+from cityward.paths import project_root
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def inventory_hostvars(inventory: Path, limit: str | None) -> dict[str, dict]:
+    cmd = ["ansible-inventory", "-i", str(inventory), "--list"] + (["--limit", limit] if limit else [])
+    result = subprocess.run(cmd, capture_output=True, text=True, env=podman_env(), check=False)
+    if result.returncode != 0:
+        raise CitywardError(f"{inventory}: ansible-inventory failed: {result.stderr.strip()[-500:]}")
+    hostvars = json.loads(result.stdout).get("_meta", {}).get("hostvars", {})
+    if not hostvars:
+        raise CitywardError(f"{inventory}: no hosts match {limit!r}" if limit else f"{inventory}: no hosts")
+    return hostvars
+
+
+class Progress:
+    """One status line on a terminal, one line per finished host otherwise."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.done, self.stream = total, 0, stream
+        self.tty = stream.isatty()
+        self._lock = threading.Lock()
+
+    def host_done(self, host: HostResult) -> None:
+        with self._lock:
+            self.done += 1
+            counts = {k: sum(c.outcome == k for c in host.checks) for k in ("passed", "failed", "error")}
+            state = (f"{counts['passed']} passed, {counts['failed'] + counts['error']} failed"
+                     if host.reachable else "UNREACHABLE")
+            width = 24
+            filled = width * self.done // self.total
+            bar = "#" * filled + "-" * (width - filled)
+            line = f"audit [{bar}] {self.done}/{self.total} hosts  {host.name}: {state}"
+            if self.tty:
+                self.stream.write("\r\033[K" + line + ("\n" if self.done == self.total else ""))
+            else:
+                self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+def _collect_sbom(name: str, inventory: Path, out_dir: Path) -> Path:
+    host = testinfra.get_host(f"ansible://{name}", ansible_inventory=str(inventory))
+    listing = host.run(DPKG_QUERY)
+    if listing.rc != 0:
+        detail = (listing.stderr or listing.stdout).strip().splitlines()
+        raise ConnectionError(detail[-1] if detail else f"exit {listing.rc}")
+    lines = listing.stdout.splitlines()
+    info = host.system_info
+    distro = f"{info.distribution}-{info.codename or info.release}"
+    bom = cyclonedx_from_dpkg(lines, hostname=name, distro=distro)
+    path = out_dir / "sbom" / f"{name}.cdx.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(bom, indent=2), encoding="utf-8")
+    return path
+
+
+def _run_checks(name: str, inventory: Path, out_dir: Path, tests: Path) -> list[CheckResult]:
+    with tempfile.NamedTemporaryFile(prefix=f"cityward-{name}-", suffix=".jsonl", delete=False) as tmp:
+        results_file = Path(tmp.name)
+    env = podman_env()
+    env.update(CITYWARD_RESULTS=str(results_file), CITYWARD_AUDIT_OUT=str(out_dir),
+               CITYWARD_INVENTORY=str(inventory))
+    cmd = [sys.executable, "-m", "pytest", str(tests), "-p", "cityward.audit.pytest_plugin",
+           "-p", "no:cacheprovider", f"--hosts=ansible://{name}", f"--ansible-inventory={inventory}",
+           "-q", "--no-header", "-o", "addopts=", "--strict-markers"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=project_root(), check=False)
+        rows = [json.loads(line) for line in results_file.read_text().splitlines() if line.strip()]
+    finally:
+        results_file.unlink(missing_ok=True)
+    if not rows and proc.returncode not in (0, 5):
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
+        raise CitywardError(f"the checks could not run on {name}:\n{tail}")
+    return [
+        CheckResult(host=name, nodeid=r["nodeid"], name=r["nodeid"].split("::")[-1].split("[")[0],
+                    control_ids=r["control_ids"], outcome=r["outcome"], reason=r["reason"],
+                    duration=r["duration"])
+        for r in rows
+    ]
+
+
+def audit_host(name: str, hostvars: dict, inventory: Path, out_dir: Path, tests: Path) -> HostResult:
+    result = HostResult(name=name, zone=hostvars.get("cityward_zone"), reachable=True, error="",
+                        metadata=dict(hostvars.get("cityward_device") or {}), checks=[])
+    try:
+        _collect_sbom(name, inventory, out_dir)
+    except Exception as exc:  # noqa: BLE001 - any transport failure means: not reachable
+        result.reachable = False
+        lines = str(exc).strip().splitlines()
+        result.error = f"unreachable: {lines[-1] if lines else type(exc).__name__}"
+        return result
+    try:
+        result.checks = _run_checks(name, inventory, out_dir, tests)
+    except CitywardError as exc:
+        result.error = str(exc)
+    return result
+
+
+def run_audit(inventory: Path, out_dir: Path, limit: str | None = None, workers: int | None = None,
+              tests: Path | None = None, progress: Progress | None = None) -> AuditRun:
+    inventory = inventory.resolve()
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tests = tests or project_root() / "tests" / "controls"
+    hostvars = inventory_hostvars(inventory, limit)
+    started = _now()
+    progress = progress or Progress(len(hostvars))
+    workers = max(1, min(workers or 8, len(hostvars)))
+    hosts: list[HostResult] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(audit_host, name, hv, inventory, out_dir, tests): name
+                   for name, hv in sorted(hostvars.items())}
+        for future in as_completed(futures):
+            host = future.result()
+            hosts.append(host)
+            progress.host_done(host)
+    hosts.sort(key=lambda h: h.name)
+    run = AuditRun(inventory=str(inventory), started=started, finished=_now(), hosts=hosts,
+                   cityward_version=__version__)
+    return run

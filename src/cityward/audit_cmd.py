@@ -1,0 +1,86 @@
+"""`cityward audit`: verify every control on the hosts of an inventory and write the evidence."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+from cityward.audit.report import aggregate, write_reports
+from cityward.audit.runner import run_audit
+from cityward.catalog import load_catalog
+from cityward.errors import CitywardError
+from cityward.inventory import validate_inventory
+
+FORMATS = ("html", "json", "junit", "sarif")
+
+
+def _formats(text: str) -> set[str]:
+    chosen = {f.strip() for f in text.split(",") if f.strip()}
+    unknown = chosen - set(FORMATS)
+    if unknown or not chosen:
+        raise CitywardError(f"--format: unknown {', '.join(sorted(unknown)) or 'empty list'}; "
+                            f"choose from {','.join(FORMATS)}")
+    return chosen
+
+
+def summary_table(run) -> str:
+    """Check outcomes per zone, the table printed after an audit."""
+    rows: dict[str, Counter] = {}
+    for host in run.hosts:
+        zone = host.zone or "(no zone)"
+        counter = rows.setdefault(zone, Counter())
+        counter["hosts"] += 1
+        if not host.reachable:
+            counter["unreachable"] += 1
+        counter.update(check.outcome for check in host.checks)
+    cols = ("hosts", "passed", "failed", "error", "not_applicable", "skipped", "unreachable")
+    lines = [f"{'ZONE':<15}" + "".join(f"{c.replace('_', ' ').upper():>16}" for c in cols)]
+    total = Counter()
+    for zone, counter in sorted(rows.items()):
+        total.update(counter)
+        lines.append(f"{zone:<15}" + "".join(f"{counter[c]:>16}" for c in cols))
+    lines.append(f"{'TOTAL':<15}" + "".join(f"{total[c]:>16}" for c in cols))
+    return "\n".join(lines)
+
+
+def _run(args) -> int:
+    formats = _formats(args.format)
+    inventory = Path(args.inventory)
+    if not inventory.exists():
+        raise CitywardError(f"{inventory}: no such inventory")
+    catalog = load_catalog()
+    report = validate_inventory(inventory, limit=args.limit)
+    for problem in report.problems:
+        print(f"cityward audit: metadata: {problem}", file=sys.stderr)
+    run = run_audit(inventory, Path(args.out), limit=args.limit, workers=args.workers)
+    paths = write_reports(run, catalog, formats, Path(args.out))
+    print(summary_table(run))
+    for host in run.hosts:
+        if not host.reachable or host.error:
+            print(f"{host.name}: {host.error}")
+    facts = aggregate(run, catalog)
+    failures = facts.get("mandatory_failures", [])
+    for failure in failures:
+        print(f"FAIL {failure['control']} {failure['title']} on {', '.join(failure['hosts'])}")
+    for path in paths:
+        print(f"report: {path}")
+    unreachable = [h.name for h in run.hosts if not h.reachable]
+    return 1 if failures or unreachable else 0
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "audit", help="verify every control on an inventory's hosts and write the evidence",
+        description="Run the checks of tests/controls against each host (over the inventory's own "
+        "connection, hosts in parallel), collect an SBOM per host, and report every control and every "
+        "item of both checklists as pass, fail, skipped or not applicable. Exit 1 when a mandatory "
+        "control fails or a host is unreachable.",
+    )
+    parser.add_argument("-i", "--inventory", required=True, help="Ansible inventory (file or folder)")
+    parser.add_argument("--limit", help="host pattern, as ansible --limit")
+    parser.add_argument("--format", default="html,json,junit,sarif",
+                        help="comma-separated report formats: html,json,junit,sarif (default: all)")
+    parser.add_argument("--out", default="reports/audit", help="output folder (default: reports/audit)")
+    parser.add_argument("--workers", type=int, default=None, help="hosts audited at once (default: up to 8)")
+    parser.set_defaults(func=_run)

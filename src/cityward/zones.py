@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,6 +29,8 @@ ADMIN_PORTS = {22: "SSH", 3389: "RDP"}
 
 ZONE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
+# Syslog over TLS (RFC 5425): the one flow a quarantined host keeps besides management SSH.
+LOG_PORT = 6514
 
 
 def _ipv4_network(value: Any) -> ipaddress.IPv4Network:
@@ -124,6 +126,82 @@ class ZonesPolicy(_Strict):
     def as_data(self) -> dict[str, Any]:
         """Plain JSON-able data (CIDRs as strings, `from` spelled as in the file) for templates."""
         return self.model_dump(mode="json", by_alias=True)
+
+    def management_cidrs(self) -> list[ipaddress.IPv4Network]:
+        """CIDRs of the management zones: SSH from them is always accepted (CW-FW-04)."""
+        return [z.cidr for z in self.zones.values() if z.kind == "management"]
+
+    def host_rules(self, zone: str, service_hosts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What the host firewall of a host in `zone` opens, as plain data for a template or a check.
+
+        - inbound: one entry per conduit into the zone, `source` its from-zone CIDR (None: any,
+          for the internet pseudo-zone);
+        - outbound: one entry per conduit from the zone, `destinations` the to-zone CIDR, or the
+          addresses `service_hosts[service]` narrows it to (each must lie in that CIDR);
+          hosts enforce it where `egress_limited` (OT zones, CW-FW-03);
+        - logging: the outbound entries to syslog over TLS (what isolation keeps, CW-FW-05);
+        - management: the management zone CIDRs (SSH always accepted, CW-FW-04).
+        Raises CitywardError naming the zone or the service and address at fault.
+        """
+        if zone not in self.zones:
+            known = ", ".join(sorted(self.zones))
+            raise CitywardError(f"zone '{zone}' is not in the zones policy (known: {known})")
+        narrowed = _service_hosts(self, service_hosts or {})
+        inbound = [
+            {"label": c.label, "service": c.service, "protocol": c.protocol, "port": c.port,
+             "source": None if c.from_ == INTERNET else str(self.cidr_of(c.from_))}
+            for c in self.conduits_to(zone)
+        ]
+        outbound = []
+        for c in self.conduits_from(zone):
+            destinations: list[str] = []  # empty: any address (the internet pseudo-zone)
+            if c.to != INTERNET:
+                cidr = self.cidr_of(c.to)
+                hosts = narrowed.get(c.service)
+                destinations = [_address(h) for h in hosts or () if h.subnet_of(cidr)]
+                if hosts and not destinations:
+                    raise CitywardError(
+                        f"service '{c.service}': none of {', '.join(map(_address, hosts))} lies in zone "
+                        f"'{c.to}' ({cidr}), the destination of conduit {c.label}")
+                destinations = destinations or [str(cidr)]
+            outbound.append({"label": c.label, "service": c.service, "protocol": c.protocol, "port": c.port,
+                             "destinations": destinations, "internet": c.to == INTERNET})
+        return {
+            "zone": zone,
+            "kind": self.zones[zone].kind,
+            "cidr": str(self.zones[zone].cidr),
+            "egress_limited": self.zones[zone].is_ot,
+            "management": [str(c) for c in self.management_cidrs()],
+            "inbound": inbound,
+            "outbound": outbound,
+            "logging": [r for r in outbound if r["protocol"] == "tcp" and r["port"] == LOG_PORT],
+        }
+
+
+def _address(net: ipaddress.IPv4Network) -> str:
+    """'10.0.0.5' for a single host, the CIDR otherwise (as nft lists them)."""
+    return str(net.network_address) if net.prefixlen == 32 else str(net)
+
+
+def _service_hosts(policy: ZonesPolicy, raw: Mapping[str, Any]) -> dict[str, list[ipaddress.IPv4Network]]:
+    """Validate {service: [address or CIDR, ...]}: known services, parseable IPv4 addresses."""
+    if not isinstance(raw, Mapping):
+        raise CitywardError("service hosts: expected a mapping of service name to a list of addresses")
+    services = {c.service for c in policy.conduits}
+    result = {}
+    for service, hosts in raw.items():
+        if service not in services:
+            raise CitywardError(f"service '{service}': no conduit of the zones policy names this service")
+        if isinstance(hosts, str) or not isinstance(hosts, list | tuple) or not hosts:
+            raise CitywardError(f"service '{service}': expected a non-empty list of IPv4 addresses or CIDRs")
+        parsed = []
+        for host in hosts:
+            try:
+                parsed.append(ipaddress.IPv4Network(str(host)))
+            except ValueError as exc:
+                raise CitywardError(f"service '{service}': {host!r} is not an IPv4 address or CIDR ({exc})") from None
+        result[service] = parsed
+    return result
 
 
 # --- loading ---------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ naming the file, the entry and the field (control CW-FW-01)."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import ipaddress
+import re
 from pathlib import Path
 
 import pytest
@@ -180,3 +182,101 @@ def test_port_range_is_exactly_1_to_65535(raw, port):
     else:
         with pytest.raises(CitywardError, match=r"\(enterprise->siem:-?\d+\), field 'port'"):
             parse_zones(data, "z.yml")
+
+
+# --- the per-zone view the host firewall and the audit read -------------------------------
+
+
+@pytest.mark.control("CW-FW-02", "CW-FW-03")
+def test_host_rules_open_the_conduits_into_the_zone_and_limit_ot_egress():
+    policy = load_zones(REPO_ZONES)
+    field = policy.host_rules("field")
+    assert field["egress_limited"] and field["kind"] == "ot"
+    assert {(r["source"], r["protocol"], r["port"]) for r in field["inbound"]} == {
+        (str(policy.cidr_of(c.from_)), c.protocol, c.port) for c in policy.conduits_to("field")}
+    assert {(tuple(r["destinations"]), r["port"]) for r in field["outbound"]} == {
+        ((str(policy.cidr_of(c.to)),), c.port) for c in policy.conduits_from("field")}
+    assert [r["label"] for r in field["logging"]] == ["field->siem:tcp/6514"]
+    assert field["management"] == ["10.40.32.0/20"]
+    assert not policy.host_rules("enterprise")["egress_limited"]
+    # the internet-facing conduit has no source CIDR: any address
+    assert [r["source"] for r in policy.host_rules("dmz")["inbound"] if r["port"] == 443 and r["label"].startswith(
+        INTERNET)] == [None]
+
+
+@pytest.mark.control("CW-FW-03")
+def test_service_hosts_narrow_egress_to_the_hosts_in_the_destination_zone():
+    policy = load_zones(REPO_ZONES)
+    rules = policy.host_rules("ot-operations", {"syslog-tls": ["10.40.48.10"], "update-mirror": ["10.40.16.20/31"],
+                                                "ntp": ["10.40.32.5", "10.40.64.5"]})
+    by_label = {r["label"]: r["destinations"] for r in rules["outbound"]}
+    assert by_label["ot-operations->siem:tcp/6514"] == ["10.40.48.10"]
+    assert by_label["ot-operations->dmz:tcp/443"] == ["10.40.16.20/31"]
+    assert by_label["ot-operations->management:udp/123"] == ["10.40.32.5"]
+    assert by_label["ot-operations->field:tcp/502"] == ["10.40.80.0/20"]
+
+
+@pytest.mark.parametrize(("service_hosts", "expected"), [
+    ({"syslog-tls": ["10.40.80.7"]}, "service 'syslog-tls': none of 10.40.80.7 lies in zone 'siem'"),
+    ({"syslog": ["10.40.48.10"]}, "service 'syslog': no conduit of the zones policy names this service"),
+    ({"ntp": "10.40.32.5"}, "service 'ntp': expected a non-empty list"),
+    ({"ntp": ["time.example"]}, "service 'ntp': 'time.example' is not an IPv4 address"),
+])
+def test_bad_service_hosts_are_refused_naming_the_service(service_hosts, expected):
+    with pytest.raises(CitywardError, match=re.escape(expected)):
+        load_zones(REPO_ZONES).host_rules("field", service_hosts)
+
+
+def test_host_rules_refuse_an_unknown_zone():
+    with pytest.raises(CitywardError, match="zone 'scada-lan' is not in the zones policy"):
+        load_zones(REPO_ZONES).host_rules("scada-lan")
+
+
+# --- the Ansible filters the firewall role loads the policy with ----------------------------
+
+
+@pytest.fixture(scope="module")
+def filters():
+    path = REPO_ZONES.parents[1] / "plugins" / "filter" / "cityward_zones.py"
+    spec = importlib.util.spec_from_file_location("cityward_zones_filter", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FilterModule().filters()
+
+
+def test_filter_refuses_a_bad_policy_with_the_loaders_message(filters, tmp_path, raw):
+    from ansible.errors import AnsibleFilterError
+
+    data = copy.deepcopy(raw)
+    data["conduits"][0]["to"] = "scada-lan"
+    path = write(tmp_path, data)
+    with pytest.raises(AnsibleFilterError) as caught:
+        filters["cityward_zones"](str(path))
+    entry = "conduit #0 (ot-operations->scada-lan:502), field 'to': unknown zone 'scada-lan'"
+    assert f"{path}: {entry}" in str(caught.value)
+    assert filters["cityward_zones"](str(REPO_ZONES)) == load_zones(REPO_ZONES).as_data()
+
+
+@pytest.mark.control("CW-FW-04")
+def test_filter_keeps_the_controller_and_refuses_a_policy_without_management(filters, raw):
+    policy = filters["cityward_zones"](str(REPO_ZONES))
+    rules = filters["cityward_host_rules"]
+    outside = rules(policy, "field", host="gw", controller="192.0.2.2 51000 22", dns_resolvers=["10.40.32.53"])
+    assert outside["controller"] == {"family": "ip", "address": "192.0.2.2"}
+    assert outside["dns"] == ["10.40.32.53"] and outside["management_v4"] == ["10.40.32.0/20"]
+    assert rules(policy, "field", host="gw", controller="10.40.32.9 51000 22")["controller"] is None
+    assert rules(policy, "field", host="gw", controller="2001:db8::5 5 22")["controller"]["family"] == "ip6"
+
+    from ansible.errors import AnsibleFilterError
+
+    no_management = copy.deepcopy(raw)
+    no_management["zones"]["management"]["kind"] = "it"
+    no_management["conduits"] = [c for c in no_management["conduits"] if c["port"] != 22]
+    with pytest.raises(AnsibleFilterError, match="gw: refusing a ruleset without management SSH"):
+        rules(no_management, "field", host="gw")
+    assert rules(no_management, "field", host="gw", extra_management=["10.40.99.0/24"])["management_v4"] == [
+        "10.40.99.0/24"]
+    with pytest.raises(AnsibleFilterError, match="gw: cityward_zone: zone 'nowhere' is not in the zones policy"):
+        rules(policy, "nowhere", host="gw")
+    with pytest.raises(AnsibleFilterError, match="gw: firewall_dns_resolvers: 'dns.example' is not an IP address"):
+        rules(policy, "field", host="gw", dns_resolvers=["dns.example"])

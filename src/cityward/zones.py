@@ -14,10 +14,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from cityward.errors import CitywardError
+from cityward.yamlfile import load_yaml
 
 INTERNET = "internet"
 """Reserved pseudo-zone name for 0.0.0.0/0 in conduits; only zones with `internet: true` may meet it."""
@@ -207,39 +207,6 @@ def _service_hosts(policy: ZonesPolicy, raw: Mapping[str, Any]) -> dict[str, lis
 # --- loading ---------------------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last one)."""
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CitywardError(f"{path}: cannot read zones policy ({exc.strerror})") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise CitywardError(f"{path}:{where} invalid YAML: {problem}") from None
-
-
 def _conduit_label(raw: Any, index: int) -> str:
     if isinstance(raw, dict):
         return f"conduit #{index} ({raw.get('from', '?')}->{raw.get('to', '?')}:{raw.get('port', '?')})"
@@ -339,7 +306,7 @@ def parse_zones(data: Any, source: str | Path = "<zones>") -> ZonesPolicy:
 def load_zones(path: str | Path) -> ZonesPolicy:
     """Read and validate a zones policy file; raise CitywardError naming file, entry and field."""
     path = Path(path)
-    return parse_zones(_read_yaml(path), path)
+    return parse_zones(load_yaml(path, "zones policy"), path)
 
 
 def default_zones_path() -> Path:

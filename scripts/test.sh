@@ -8,8 +8,41 @@ ruff check .
 yamllint --strict .
 ansible-lint --offline -q
 
-say "molecule: every scenario under molecule/ (Podman containers, Debian 12 and 13)"
-molecule test --all
+say "molecule: every scenario under molecule/ (Podman containers, Debian 12 and 13), two at a time"
+# Each scenario has its own containers and network, so two run side by side: most of a run is
+# waiting on podman exec, not CPU. Each writes its own log; a failed one is printed in full.
+logs="$CITYWARD_HOME/.cache/test-logs"
+mkdir -p "$logs"
+rm -f "$logs"/*.failed
+run_scenario() {
+  local started=$SECONDS
+  if molecule test -s "$1" > "$logs/$1.log" 2>&1; then
+    echo "  passed: molecule/$1 ($((SECONDS - started)) s)"
+  else
+    echo "  FAILED: molecule/$1 ($((SECONDS - started)) s), log: $logs/$1.log"
+    touch "$logs/$1.failed"
+    return 1
+  fi
+}
+export -f run_scenario
+export logs
+# The longest first, so that the two lanes finish close together; then any other scenario.
+scenarios=()
+for name in access logging default firewall baseline; do
+  [[ -d "molecule/$name" ]] && scenarios+=("$name")
+done
+for dir in molecule/*/; do
+  name=$(basename "$dir")
+  [[ " ${scenarios[*]} " == *" $name "* ]] || scenarios+=("$name")
+done
+if ! printf '%s\n' "${scenarios[@]}" | xargs -P 2 -I{} bash -c 'run_scenario "$@"' _ {}; then
+  for marker in "$logs"/*.failed; do
+    name=$(basename "$marker" .failed)
+    say "molecule/$name failed: its log follows"
+    cat "$logs/$name.log"
+  done
+  exit 1
+fi
 
 say "pytest: unit, catalog traceability, cloud plan"
 pytest -q

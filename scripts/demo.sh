@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: a small smart city on this machine, hardened and audited.
 #   1. the lab city up (Podman containers in the zones of policies/zones.yml)
-#   2. the lab CA, then playbooks/site.yml over inventories/lab
+#   2. the lab CA and SIEM, then playbooks/site.yml over inventories/lab
 #   3. cityward audit, reports in reports/lab/
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
@@ -13,6 +13,7 @@ cityward lab up
 
 say "2/3 hardening the lab (ansible-playbook -i inventories/lab playbooks/site.yml)"
 ansible-playbook -i inventories/lab playbooks/lab-pki.yml    # the lab's own CA, once
+ansible-playbook -i inventories/lab playbooks/lab-siem.yml   # the lab's SIEM (syslog over mutual TLS)
 ansible-playbook -i inventories/lab playbooks/site.yml
 
 say "3/3 auditing every control (cityward audit -i inventories/lab)"

@@ -1,0 +1,251 @@
+"""`cityward bench`: how long hardening and auditing take, measured on lab containers.
+
+Nothing here asserts a time: the numbers are written next to their targets (issue 9) for people
+to read, in docs/benchmarks.md and as JSON. The bench hosts are extra lab containers
+(cw-lab-bench-NN on the lab network, zone ot-operations) with an inventory of their own under
+.cache/bench/, and their own fact cache, so that "fresh" really means fresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from cityward.lab import containers
+from cityward.paths import project_root
+
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+# Issue 9's targets on a 2-core machine, in seconds (rss in bytes).
+TARGETS = {
+    "first_converge_1": 60.0,
+    "idempotent_rerun_1": 20.0,
+    "audit_1": 10.0,
+    "audit_fleet": 60.0,
+    "cloud_plan": 5.0,
+    "fleet_peak_rss": 1.5 * 2**30,
+}
+
+
+@dataclass
+class Measure:
+    name: str
+    what: str
+    value: float  # seconds, or bytes for a memory measure (name ending in rss)
+    target: float | None
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.target is None else self.value <= self.target
+
+
+def _say(msg: str) -> None:
+    print(f"cityward bench: {msg}", file=sys.stderr, flush=True)
+
+
+def _tree_rss(root_pid: int) -> int:
+    """Resident memory of a process and all its descendants, in bytes (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def run_timed(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, int, str, int]:
+    """(seconds, exit code, output, peak RSS of the process tree) of one command."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    peak = 0
+    with log.open("w", encoding="utf-8") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=project_root())
+        while proc.poll() is None:
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.25)
+    seconds = time.monotonic() - start
+    return seconds, proc.returncode, log.read_text(encoding="utf-8", errors="replace"), peak
+
+
+def recap(output: str) -> dict[str, int]:
+    """Totals of the last PLAY RECAP of an ansible-playbook run."""
+    rows = RECAP.findall(output.rsplit("PLAY RECAP", 1)[-1])
+    return {
+        "hosts": len(rows),
+        "changed": sum(int(r[2]) for r in rows),
+        "unreachable": sum(int(r[3]) for r in rows),
+        "failed": sum(int(r[4]) for r in rows),
+    }
+
+
+def write_inventory(folder: Path, count: int) -> Path:
+    """A lab inventory of `count` bench hosts that shares the lab's group_vars and vault."""
+    lab = project_root() / "inventories" / "lab"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / "group_vars").symlink_to(lab / "group_vars")
+    (folder / "vault-password.txt").symlink_to(lab / "vault-password.txt")
+    record = yaml.safe_load((lab / "host_vars" / "scada-01.yml").read_text(encoding="utf-8"))
+    hosts = {
+        f"bench-{i:02d}": {"ansible_host": f"cw-lab-bench-{i:02d}", "lab_ip": f"10.40.64.{100 + i}",
+                           "lab_ssh_port": 2300 + i, "cityward_zone": "ot-operations", **record}
+        for i in range(1, count + 1)
+    }
+    inventory = {"all": {
+        "children": {"ot_servers": {"hosts": hosts}},
+        "vars": {
+            "ansible_connection": "containers.podman.podman",
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "lab_network": "cityward-lab", "lab_subnet": "10.40.0.0/16",
+            "lab_image": "localhost/cityward-debian:bookworm", "lab_capabilities": ["NET_ADMIN"],
+            "cityward_patch_serial": "100%",
+        },
+    }}
+    (folder / "hosts.yml").write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
+    return folder
+
+
+class Bench:
+    def __init__(self, work: Path):
+        self.work = work
+        self.results: list[Measure] = []
+
+    def env(self) -> dict[str, str]:
+        env = containers.lab_env(project_root() / "inventories" / "lab")
+        env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(self.work / "facts")
+        env["ANSIBLE_FORCE_COLOR"] = "0"
+        return env
+
+    def fresh_hosts(self, count: int) -> Path:
+        """Remove any bench container and cached facts, then start `count` fresh ones."""
+        inventory = write_inventory(self.work / f"inventory-{count}", count)
+        for name in containers.status(inventory):
+            containers.podman("rm", "-f", "-t", "0", name["container"], check=False)
+        shutil.rmtree(self.work / "facts", ignore_errors=True)
+        _say(f"starting {count} fresh bench container(s)")
+        containers.up(inventory)
+        return inventory
+
+    def remove_hosts(self, inventory: Path) -> None:
+        for row in containers.status(inventory):
+            containers.podman("rm", "-f", "-t", "0", row["container"], check=False)
+
+    def converge(self, name: str, what: str, inventory: Path, forks: int, target: float | None) -> Measure:
+        _say(f"{what} ...")
+        cmd = ["ansible-playbook", "-i", str(inventory), "--forks", str(forks), "playbooks/site.yml"]
+        log = self.work / "logs" / f"{name}.log"
+        seconds, rc, output, peak = run_timed(cmd, self.env(), log)
+        totals = recap(output)
+        detail = {"exit": rc, **totals, "peak_rss_bytes": peak, "log": str(log)}
+        measure = Measure(name, what, round(seconds, 1), target, detail)
+        _say(f"{what}: {seconds:.1f} s, {totals['changed']} changed, {totals['failed']} failed (exit {rc})")
+        self.results.append(measure)
+        return measure
+
+    def command(self, name: str, what: str, args: list[str], target: float | None) -> Measure:
+        _say(f"{what} ...")
+        cmd = [sys.executable, "-m", "cityward", *args]
+        seconds, rc, _output, peak = run_timed(cmd, self.env(), self.work / "logs" / f"{name}.log")
+        measure = Measure(name, what, round(seconds, 1), target, {"exit": rc, "peak_rss_bytes": peak})
+        _say(f"{what}: {seconds:.1f} s (exit {rc})")
+        self.results.append(measure)
+        return measure
+
+    def run(self, fleet: int) -> list[Measure]:
+        one = self.fresh_hosts(1)
+        first = self.converge("first_converge_1", "site.yml, first run on 1 fresh Debian 12 container", one, 5,
+                              TARGETS["first_converge_1"])
+        self.converge("idempotent_rerun_1", "site.yml, second run on the same container (0 changed expected)", one,
+                      5, TARGETS["idempotent_rerun_1"])
+        self.command("audit_1", "cityward audit on 1 host", ["audit", "-i", str(one), "--format", "json",
+                                                              "--out", str(self.work / "audit-1")], TARGETS["audit_1"])
+        self.remove_hosts(one)
+        if fleet > 1:
+            many = self.fresh_hosts(fleet)
+            converge = self.converge(f"first_converge_{fleet}", f"site.yml, first run on {fleet} fresh containers",
+                                     many, fleet, 3 * first.value)
+            self.results.append(Measure("fleet_peak_rss", f"controller peak memory during the {fleet}-host run",
+                                        converge.detail["peak_rss_bytes"], TARGETS["fleet_peak_rss"]))
+            self.command("audit_fleet", f"cityward audit on {fleet} hosts",
+                         ["audit", "-i", str(many), "--format", "json", "--out", str(self.work / "audit-fleet")],
+                         TARGETS["audit_fleet"])
+            self.remove_hosts(many)
+        self.command("cloud_plan", "cityward cloud plan (Pulumi mocks and the policy pack)",
+                     ["cloud", "plan", "--format", "json"], TARGETS["cloud_plan"])
+        return self.results
+
+
+def machine() -> dict:
+    mem = 0
+    with open("/proc/meminfo", encoding="ascii") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    ansible = subprocess.run(["ansible", "--version"], capture_output=True, text=True, check=False).stdout
+    return {"cores": os.cpu_count(), "memory_bytes": mem, "python": platform.python_version(),
+            "ansible": ansible.splitlines()[0] if ansible else "", "kernel": platform.release()}
+
+
+def _value(m: Measure, number: float | None) -> str:
+    if number is None:
+        return "-"
+    if m.name.endswith("rss"):
+        return f"{number / 2**20:.0f} MiB"
+    return f"{number:.1f} s"
+
+
+def markdown(results: list[Measure], info: dict, when: str) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {when} by `cityward bench` on {info['cores']} cores and "
+        f"{info['memory_bytes'] / 2**30:.1f} GiB ({info['ansible']}, Python {info['python']}, "
+        "Podman connection to lab containers). Re-run it to refresh this page; nothing here is a test.",
+        "",
+        "| measure | result | target | met | notes |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for m in results:
+        notes = []
+        if "changed" in m.detail:
+            notes.append(f"{m.detail['changed']} changed, {m.detail['failed']} failed, "
+                         f"{m.detail['unreachable']} unreachable")
+        if m.detail.get("exit"):
+            notes.append(f"exit {m.detail['exit']}")
+        met = {None: "-", True: "yes", False: "**no**"}[m.met]
+        lines.append(f"| {m.what} | {_value(m, m.value)} | {_value(m, m.target)} | {met} | {'; '.join(notes)} |")
+    return "\n".join(lines) + "\n"
+
+
+def save(results: list[Measure], markdown_path: Path, json_path: Path) -> None:
+    info = machine()
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    markdown_path.parent.mkdir(parents=True, exist_ok=True)
+    markdown_path.write_text(markdown(results, info, when), encoding="utf-8")
+    data = {"measured": when, "machine": info,
+            "results": [{**asdict(m), "met": m.met} for m in results]}
+    json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,30 @@
+"""`cityward bench`: measure hardening, re-run, fleet, audit and cloud plan times on the lab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cityward import bench
+from cityward.paths import project_root
+
+
+def _run(args) -> int:
+    root = project_root()
+    runner = bench.Bench(root / ".cache" / "bench")
+    results = runner.run(args.fleet)
+    markdown = Path(args.out) if args.out else root / "docs" / "benchmarks.md"
+    bench.save(results, markdown, markdown.with_suffix(".json"))
+    print(markdown.read_text(encoding="utf-8"))
+    return 0
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "bench", help="measure hardening, idempotent re-run, fleet, audit and cloud plan times",
+        description="Start fresh bench containers on the lab network, time playbooks/site.yml (first run, "
+        "second run, a fleet), cityward audit and cityward cloud plan, and write docs/benchmarks.md and "
+        "docs/benchmarks.json. Takes tens of minutes; prints progress on stderr.")
+    parser.add_argument("--fleet", type=int, default=20,
+                        help="containers in the fleet measure (default: 20; 0 or 1 skips it)")
+    parser.add_argument("--out", help="markdown file to write (default: docs/benchmarks.md; JSON next to it)")
+    parser.set_defaults(func=_run)

@@ -1,0 +1,49 @@
+"""cityward bench's bookkeeping: the recap it reads, the inventory it writes, the page it renders."""
+
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from cityward import bench
+
+RUN = """
+PLAY RECAP *********************************************************************
+bench-01                   : ok=12   changed=3    unreachable=0    failed=0    skipped=2    rescued=0    ignored=0
+bench-02                   : ok=10   changed=0    unreachable=1    failed=1    skipped=0    rescued=0    ignored=0
+"""
+
+
+def test_recap_totals_the_last_play_recap():
+    earlier = "PLAY RECAP\nold : ok=1 changed=9 unreachable=0 failed=0\n"
+    assert bench.recap(earlier + RUN) == {"hosts": 2, "changed": 3, "unreachable": 1, "failed": 1}
+
+
+def test_inventory_has_the_bench_hosts_and_shares_the_lab_vault(tmp_path):
+    folder = bench.write_inventory(tmp_path / "inv", 3)
+    data = yaml.safe_load((folder / "hosts.yml").read_text())
+    hosts = data["all"]["children"]["ot_servers"]["hosts"]
+    assert sorted(hosts) == ["bench-01", "bench-02", "bench-03"]
+    assert len({h["lab_ip"] for h in hosts.values()}) == 3
+    assert all(h["lab_ip"].startswith("10.40.64.") and h["cityward_zone"] == "ot-operations" for h in hosts.values())
+    assert all("cityward_device" in h for h in hosts.values()), "the audit needs each device's record"
+    assert os.path.islink(folder / "group_vars") and (folder / "vault-password.txt").is_file()
+    # Writing again replaces the folder (a smaller fleet leaves no stale host behind).
+    again = yaml.safe_load((bench.write_inventory(tmp_path / "inv", 1) / "hosts.yml").read_text())
+    assert list(again["all"]["children"]["ot_servers"]["hosts"]) == ["bench-01"]
+
+
+def test_markdown_shows_missed_targets_and_memory_in_mib():
+    results = [
+        bench.Measure("first_converge_1", "first run", 75.0, 60.0, {"exit": 0, "changed": 90, "failed": 0,
+                                                                    "unreachable": 0}),
+        bench.Measure("cloud_plan", "cloud plan", 2.1, 5.0, {"exit": 0}),
+        bench.Measure("fleet_peak_rss", "peak memory", 512 * 2**20, bench.TARGETS["fleet_peak_rss"]),
+    ]
+    page = bench.markdown(results, {"cores": 2, "memory_bytes": 8 * 2**30, "ansible": "ansible [core 2.19]",
+                                    "python": "3.11"}, "2026-11-24 10:00 UTC")
+    assert "| first run | 75.0 s | 60.0 s | **no** | 90 changed, 0 failed, 0 unreachable |" in page
+    assert "| cloud plan | 2.1 s | 5.0 s | yes |" in page
+    assert "| peak memory | 512 MiB | 1536 MiB | yes |" in page
+    assert "2 cores" in page

@@ -108,7 +108,8 @@ def up(inventory: Path) -> list[LabHost]:
             "--publish", f"127.0.0.1:{host.ssh_port}:22",
             "--systemd=always", *caps, host.image, "/lib/systemd/systemd",
         )
-    _wait_running(hosts)
+    # systemd boots every container at once: on two cores twenty take well over a minute.
+    _wait_running(hosts, timeout=60 + 5 * len(hosts))
     return hosts
 
 

@@ -21,9 +21,12 @@ from pathlib import Path
 
 import yaml
 
+from cityward.errors import CitywardError
 from cityward.lab import containers
 from cityward.paths import project_root
 
+# Measured: a booted systemd container holds 6 to 7 inotify instances.
+INOTIFY_PER_CONTAINER = 8
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 # Issue 9's targets on a 2-core machine, in seconds (rss in bytes).
 TARGETS = {
@@ -101,6 +104,14 @@ def recap(output: str) -> dict[str, int]:
     }
 
 
+def inotify_shortfall(containers_total: int, have: int) -> str | None:
+    need = INOTIFY_PER_CONTAINER * containers_total + 32
+    if have >= need:
+        return None
+    return (f"{containers_total} systemd containers need about {need} inotify instances, the kernel allows {have}: "
+            f"run `sysctl -w fs.inotify.max_user_instances={need}` (or bench a smaller --fleet)")
+
+
 def write_inventory(folder: Path, count: int) -> Path:
     """A lab inventory of `count` bench hosts that shares the lab's group_vars and vault."""
     lab = project_root() / "inventories" / "lab"
@@ -140,11 +151,23 @@ class Bench:
         env["ANSIBLE_FORCE_COLOR"] = "0"
         return env
 
+    @staticmethod
+    def check_inotify(count: int) -> None:
+        """Each systemd container takes several inotify instances (all of them root's); when they run
+        out, systemd never finishes booting. Say so before starting, with the fix, rather than change
+        a kernel setting of the operator's machine."""
+        running = len(containers.podman("ps", "-q").stdout.split())
+        have = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text(encoding="ascii"))
+        problem = inotify_shortfall(running + count, have)
+        if problem:
+            raise CitywardError(problem)
+
     def fresh_hosts(self, count: int) -> Path:
         """Remove any bench container and cached facts, then start `count` fresh ones."""
         inventory = write_inventory(self.work / f"inventory-{count}", count)
         for name in containers.status(inventory):
             containers.podman("rm", "-f", "-t", "0", name["container"], check=False)
+        self.check_inotify(count)
         shutil.rmtree(self.work / "facts", ignore_errors=True)
         _say(f"starting {count} fresh bench container(s)")
         containers.up(inventory)

@@ -47,3 +47,9 @@ def test_markdown_shows_missed_targets_and_memory_in_mib():
     assert "| cloud plan | 2.1 s | 5.0 s | yes |" in page
     assert "| peak memory | 512 MiB | 1536 MiB | yes |" in page
     assert "2 cores" in page
+
+
+def test_too_few_inotify_instances_is_explained_before_anything_starts():
+    assert bench.inotify_shortfall(6, 128) is None
+    problem = bench.inotify_shortfall(26, 128)
+    assert "26 systemd containers" in problem and "sysctl -w fs.inotify.max_user_instances=240" in problem

@@ -803,3 +803,12 @@ def _group_names(listing: dict) -> dict[str, list[str]]:
         for host in members(group):
             names.setdefault(host, []).append(group)
     return names
+
+
+def forwarding_siem(hostvars: Mapping[str, Any]) -> str:
+    """The SIEM a host forwards its logs to, as the logging role resolves it: the role's own
+    logging_siem_host wins over the city-wide cityward_siem_host, even when empty (the SIEM
+    itself forwards nowhere). Empty: the host forwards nothing."""
+    if "logging_siem_host" in hostvars:
+        return str(hostvars["logging_siem_host"] or "")
+    return str(hostvars.get("cityward_siem_host") or "")

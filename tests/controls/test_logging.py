@@ -18,6 +18,8 @@ import time
 import pytest
 from hoststate import snapshot
 
+from cityward.inventory import forwarding_siem
+
 RULES = "/etc/audit/rules.d/60-cityward.rules"
 COMPILED = "/etc/audit/audit.rules"
 RSYSLOG = "/etc/rsyslog.d/60-cityward.conf"
@@ -45,8 +47,7 @@ NOT_IN_CONTAINER = "not applicable in a container: {why}; the VM tier checks it 
 
 @pytest.fixture(scope="module")
 def siem_host(hostvars):
-    # The role's own variable wins over the city-wide one, even when empty (the SIEM itself).
-    name = hostvars["logging_siem_host"] if "logging_siem_host" in hostvars else hostvars.get("cityward_siem_host")
+    name = forwarding_siem(hostvars)
     if not name:
         pytest.skip("not applicable: no SIEM configured for this host (logging_siem_host undefined)")
     return name

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from siemlab import Siem, load_ca, make_client_cert, podman, send_tls
 
+from cityward.inventory import forwarding_siem
+
 
 @pytest.fixture(scope="module")
 def siem_name(hostvars):
-    name = hostvars.get("logging_siem_host")
+    name = forwarding_siem(hostvars)
     if not name:
         pytest.skip("not applicable: no SIEM configured for this host (logging_siem_host undefined)")
     return name

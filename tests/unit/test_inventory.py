@@ -493,3 +493,12 @@ def test_junk_instead_of_a_device_never_raises(tmp_path, junk):
     host = assess_host("h", {"cityward_zone": "field", "cityward_device": junk}, tmp_path, today=TODAY)
     assert host.verdicts["CW-GOV-01"].status == "failed"
     assert all(line.startswith("field cityward_device") for line in host.problems)
+
+
+def test_the_logging_roles_own_siem_setting_wins_even_when_empty():
+    from cityward.inventory import forwarding_siem
+
+    assert forwarding_siem({"cityward_siem_host": "10.40.48.10"}) == "10.40.48.10"
+    assert forwarding_siem({"cityward_siem_host": "10.40.48.10", "logging_siem_host": "cw-log-siem"}) == "cw-log-siem"
+    assert forwarding_siem({"cityward_siem_host": "10.40.48.10", "logging_siem_host": ""}) == ""
+    assert forwarding_siem({}) == ""

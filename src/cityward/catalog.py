@@ -38,7 +38,7 @@ class Source(_Strict):
 
 
 class Enforcement(_Strict):
-    kind: Literal["role", "stack", "policy", "metadata", "evidence"]
+    kind: Literal["role", "playbook", "stack", "policy", "metadata", "evidence"]
     ref: str = Field(min_length=1)
 
 

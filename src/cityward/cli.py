@@ -10,7 +10,7 @@ from cityward.errors import CitywardError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cityward import audit_cmd, bench_cmd, controls_cmd, lab_cmd
+    from cityward import audit_cmd, bench_cmd, check_cmd, controls_cmd, lab_cmd
     from cityward.cloud import cli as cloud_cli
 
     parser = argparse.ArgumentParser(
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cityward {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (controls_cmd, lab_cmd, audit_cmd, cloud_cli, bench_cmd):
+    for module in (check_cmd, controls_cmd, lab_cmd, audit_cmd, cloud_cli, bench_cmd):
         module.register(sub)
     return parser
 

@@ -727,6 +727,23 @@ def inventory_env() -> dict[str, str]:
     }
 
 
+def _broken_yaml(inventory: Path) -> str:
+    """The first YAML file of the inventory (its hosts files, group_vars and host_vars; never
+    records/) that does not parse, as 'file: line L, column C: invalid YAML: why'."""
+    base = inventory if inventory.is_dir() else inventory.parent
+    candidates = [inventory] if inventory.is_file() else []
+    for path in sorted(base.rglob("*")):
+        relative = path.relative_to(base).parts
+        if relative[0] != RECORDS_DIR and path.suffix in (".yml", ".yaml") and path.is_file():
+            candidates.append(path)
+    for path in candidates:
+        try:
+            load_yaml(path)
+        except CitywardError as exc:
+            return str(exc)
+    return ""
+
+
 def list_inventory(inventory: str | Path, limit: str | None = None) -> dict:
     """`ansible-inventory -i INVENTORY --list` as data; a broken inventory is a CitywardError with
     ansible's own message. The vault password comes from ANSIBLE_VAULT_PASSWORD_FILE, if set."""
@@ -741,6 +758,8 @@ def list_inventory(inventory: str | Path, limit: str | None = None) -> dict:
         raise CitywardError(f"{inventory}: ansible-inventory did not answer within 300 s") from None
     if result.returncode != 0:
         reason = _ansible_error(result.stderr)
+        if "YAML parsing failed" in reason and (culprit := _broken_yaml(path)):
+            raise CitywardError(culprit)  # ansible does not say which file: name it
         if "vault" in reason.lower() and not os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"):
             reason += " (set ANSIBLE_VAULT_PASSWORD_FILE to the inventory's vault password file)"
         raise CitywardError(f"{inventory}: ansible-inventory failed: {reason}")
@@ -751,7 +770,7 @@ def list_inventory(inventory: str | Path, limit: str | None = None) -> dict:
 
 
 def validate_inventory(inventory_path: str | Path, limit: str | None = None, *,
-                       today: date | None = None) -> InventoryReport:
+                       zones: ZonesPolicy | None = None, today: date | None = None) -> InventoryReport:
     """Validate the metadata of every host (of `limit`, when given) of an inventory.
 
     Never raises for bad metadata: each problem is one line of the report naming host (or city)
@@ -765,7 +784,7 @@ def validate_inventory(inventory_path: str | Path, limit: str | None = None, *,
     if not hostvars:
         raise CitywardError(f"{label}: no hosts match {limit!r}" if limit else f"{label}: no hosts")
     group_names = _group_names(listed)
-    zones = load_zones(default_zones_path())
+    zones = zones or load_zones(default_zones_path())
     dirs = inventory_dirs(inventory_path)
     cities: dict[str, CityFiles] = {}
     problems: list[str] = []

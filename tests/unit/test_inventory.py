@@ -140,7 +140,8 @@ def test_unreadable_inventories_are_one_line_errors(tmp_path, monkeypatch):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "hosts.yml").write_text("all:\n  hosts:\n    a: [\n")
-    with pytest.raises(CitywardError, match=r"broken: ansible-inventory failed: .*pars"):
+    # ansible-inventory does not say which file is broken: cityward finds and names it.
+    with pytest.raises(CitywardError, match=r"broken/hosts.yml: line \d+, column \d+: invalid YAML"):
         validate_inventory(broken)
     monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
     with pytest.raises(CitywardError, match="vault"):

@@ -1,0 +1,70 @@
+"""Validate everything a run reads before the run touches a host (control CW-RES-04): the control
+catalog, the zones policy and the inventory's device metadata. `cityward check` and the first
+play of playbooks/site.yml call `run_check`, so the operator and the playbook see the same errors.
+
+Each problem is one line naming the file, the host or entry, and the field. A stage that cannot
+be read at all (broken YAML, an unparsable inventory) is one problem too, and the other stages
+still run, so one check shows everything there is to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from cityward.catalog import load_catalog
+from cityward.errors import CitywardError
+from cityward.inventory import validate_inventory
+from cityward.paths import project_root
+from cityward.zones import ZonesPolicy, default_zones_path, load_zones
+
+
+@dataclass
+class CheckResult:
+    inventories: list[str]
+    hosts: list[str] = field(default_factory=list)
+    zones: int = 0
+    conduits: int = 0
+    controls: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_data(self) -> dict:
+        return {"ok": self.ok, "inventories": self.inventories, "hosts": self.hosts, "zones": self.zones,
+                "conduits": self.conduits, "controls": self.controls, "problems": self.problems}
+
+
+def _lines(exc: CitywardError) -> list[str]:
+    return [line for line in str(exc).splitlines() if line.strip()]
+
+
+def run_check(inventories: list[str | Path], *, zones_path: str | Path | None = None, limit: str | None = None,
+              project: Path | None = None, today: date | None = None) -> CheckResult:
+    """Check catalog, zones policy and every inventory; never raises for bad input."""
+    result = CheckResult([str(i) for i in inventories])
+    try:
+        result.controls = len(load_catalog(project or project_root()).controls)
+    except CitywardError as exc:
+        result.problems += _lines(exc)
+    zones: ZonesPolicy | None = None
+    try:
+        zones = load_zones(Path(zones_path) if zones_path else default_zones_path())
+        result.zones, result.conduits = len(zones.zones), len(zones.conduits)
+    except CitywardError as exc:
+        result.problems += _lines(exc)
+        # Host zones cannot be judged against a policy that does not load.
+        result.problems.append("inventory not checked: the zones policy must load first")
+        return result
+    for inventory in inventories:
+        try:
+            report = validate_inventory(inventory, limit=limit, zones=zones, today=today)
+        except CitywardError as exc:
+            result.problems += _lines(exc)
+            continue
+        result.hosts += sorted(report.hosts)
+        result.problems += report.problems
+    return result

@@ -44,5 +44,5 @@ if ! printf '%s\n' "${scenarios[@]}" | xargs -P 2 -I{} bash -c 'run_scenario "$@
   exit 1
 fi
 
-say "pytest: unit, catalog traceability, cloud plan"
-pytest -q
+say "pytest: unit, catalog traceability, cloud plan, and no secret in any scenario's output"
+CITYWARD_TEST_LOGS="$logs" pytest -q

@@ -1,0 +1,216 @@
+"""Faults, bad input and secrets, on the converged hosts of molecule/default (issue: reliability).
+
+These tests run playbooks/site.yml again against the scenario's containers, with bad input, a
+refused configuration, a failing handler and a host that goes away in the middle of the run.
+They run after the shared control checks (additional files of the verifier) and the last one
+stops a container: the scenario's destroy follows.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lab_secrets import lab_secret_values, leaks  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRST, SECOND = "cw-default-bookworm", "cw-default-trixie"
+# What the roles manage; a run that changes nothing leaves every checksum as it was.
+MANAGED = ("/etc/ssh/sshd_config /etc/pam.d/sshd /etc/pam.d/sudo /etc/sudoers.d/* /etc/profile.d/*cityward* "
+           "/etc/login.defs /etc/security/*.conf /etc/passwd /etc/group /etc/shadow /etc/sysctl.d/* "
+           "/etc/nftables.conf /etc/rsyslog.d/* /etc/audit/rules.d/* /etc/systemd/journald.conf.d/* "
+           "/etc/chrony/chrony.conf /etc/apt/apt.conf.d/* /etc/apt/sources.list.d/*")
+RUNS: list[str] = []  # every playbook output of this module, searched for secrets at the end
+
+
+def _molecule_inventory() -> Path:
+    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+            "ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "inventories" / "lab" / "vault-password.txt"),
+            "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
+
+
+def _playbook_cmd(inventory: Path, *args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
+            str(ROOT / "playbooks" / "site.yml"), *args]
+
+
+def _site(*args: str, inventory: Path | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(_playbook_cmd(inventory or _molecule_inventory(), *args), capture_output=True,
+                            text=True, cwd=ROOT, env=_env(), timeout=1500, check=False)
+    RUNS.append(result.stdout + result.stderr)
+    return result
+
+
+def _recap(output: str) -> dict[str, dict[str, int]]:
+    recap = output.rsplit("PLAY RECAP", 1)[-1]
+    return {host: dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", counts))
+            for host, counts in re.findall(r"(?m)^(\S+)\s+:\s+(ok=.*)$", recap)}
+
+
+def _exec(container: str, command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["podman", "exec", container, "sh", "-c", command], capture_output=True, text=True,
+                          check=False, timeout=120)
+
+
+def _checksums(container: str) -> str:
+    result = _exec(container, f"sha256sum {MANAGED} 2>/dev/null | sort")
+    assert result.stdout.count("\n") > 20, f"{container}: too few managed files found: {result.stdout}"
+    return result.stdout
+
+
+def _sshd_offer():
+    spec = importlib.util.spec_from_file_location("sshd_offer", ROOT / "roles" / "ssh" / "files" / "sshd_offer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _live_vs_disk(container: str) -> tuple[dict, dict]:
+    """(what the running sshd offers, what sshd -T derives from the file), read inside the host."""
+    offer = _sshd_offer()
+    address = json.loads(subprocess.run(["podman", "inspect", container], capture_output=True, text=True,
+                                        check=True).stdout)[0]["NetworkSettings"]["Networks"]
+    ip = next(n["IPAddress"] for n in address.values() if n.get("IPAddress"))
+    sshd_t = _exec(container, "/usr/sbin/sshd -T -C user=cityward-probe,host=localhost,addr=127.0.0.1").stdout
+    return offer.read_kexinit(ip, 22), offer.configured(sshd_t)
+
+
+def _assert_sshd_runs_its_file(container: str) -> None:
+    offered, wanted = _live_vs_disk(container)
+    assert _sshd_offer().differences(offered, wanted) == []
+
+
+@pytest.fixture
+def bad_inventory(tmp_path):
+    """The scenario's inventory with one malformed field on the second host only."""
+    source = _molecule_inventory()
+    target = tmp_path / "inventory"
+    target.mkdir()
+    for item in source.iterdir():
+        if item.name == "host_vars":
+            continue
+        (target / item.name).symlink_to(item.resolve())
+    (target / "host_vars").mkdir()
+    for host in (FIRST, SECOND):
+        data = yaml.safe_load((source / "host_vars" / f"{host}.yml").read_text())
+        if host == SECOND:
+            data["cityward_device"]["support_end_of_life"] = "when the vendor says"
+        (target / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return target
+
+
+@pytest.mark.control("CW-RES-04")
+def test_one_bad_entry_changes_no_host(bad_inventory):
+    """A run that would change both hosts (a new shell timeout) stops in its first play, because the
+    second host's record is malformed: no managed file on either host changes."""
+    before = {host: _checksums(host) for host in (FIRST, SECOND)}
+    result = _site("-e", "accounts_shell_timeout=600", inventory=bad_inventory)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"host {SECOND}, field cityward_device.support_end_of_life" in output
+    assert "nothing was changed on any host" in output
+    assert set(_recap(output)) == {"localhost"}
+    assert {host: _checksums(host) for host in (FIRST, SECOND)} == before
+
+
+@pytest.mark.control("CW-RES-06")
+def test_a_config_sshd_refuses_is_never_installed():
+    """Ciphers that pass the role's argument spec but not `sshd -t`: the task fails, sshd_config
+    keeps its checksum, and the running daemon keeps serving what it served."""
+    before = _exec(FIRST, "sha256sum /etc/ssh/sshd_config").stdout
+    offered_before, _ = _live_vs_disk(FIRST)
+    result = _site("--limit", FIRST, "--tags", "ssh",
+                   "-e", json.dumps({"ssh_ciphers": ["aes256-gcm@openssh.com", "cityward-no-such-cipher"]}))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "CW-SSH-01 | Render the hardened sshd_config" in output and "failed to validate" in output
+    assert _exec(FIRST, "sha256sum /etc/ssh/sshd_config").stdout == before
+    assert _exec(FIRST, "systemctl is-active ssh").stdout.strip() == "active"
+    offered_after, _ = _live_vs_disk(FIRST)
+    assert offered_after == offered_before
+    _assert_sshd_runs_its_file(FIRST)
+
+
+@pytest.mark.control("CW-RES-07")
+def test_a_failing_handler_does_not_skip_the_others():
+    """journald cannot restart (its unit is masked) in a run that also changes rsyslog's queue and
+    sshd's ciphers: rsyslog is still restarted, sshd still reloaded, and the run names journald."""
+    rsyslog_pid = _exec(FIRST, "systemctl show -p MainPID --value rsyslog").stdout.strip()
+    _exec(FIRST, "systemctl mask systemd-journald")
+    try:
+        result = _site("--limit", FIRST, "--tags", "ssh,logging", "-e", json.dumps({
+            "logging_journal_system_max_use": "900M", "logging_queue_size": 90000,
+            "ssh_ciphers": ["aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com"]}))
+    finally:
+        _exec(FIRST, "systemctl unmask systemd-journald")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "journald restart failed" in output
+    assert _exec(FIRST, "systemctl show -p MainPID --value rsyslog").stdout.strip() != rsyslog_pid
+    assert _exec(FIRST, "systemctl is-active rsyslog").stdout.strip() == "active"
+    offered, wanted = _live_vs_disk(FIRST)
+    assert offered["ciphers_cs"] == ["aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com"]
+    _assert_sshd_runs_its_file(FIRST)
+
+
+@pytest.mark.control("CW-RES-08")
+def test_audit_and_runs_never_show_a_secret(tmp_path):
+    """`cityward audit` of the scenario (console and every report file) and every run above: no
+    TOTP seed, break-glass hash or password, no private key block."""
+    result = subprocess.run([str(Path(sys.executable).parent / "cityward"), "audit", "-i", str(_molecule_inventory()),
+                             "--out", str(tmp_path / "audit")], capture_output=True, text=True, cwd=ROOT,
+                            env=_env(), timeout=900, check=False)
+    reports = [p for p in (tmp_path / "audit").rglob("*") if p.is_file()]
+    assert reports, result.stderr
+    texts = {"audit console": result.stdout + result.stderr, **{str(p): p.read_text(errors="replace") for p in reports}}
+    texts.update({f"run {i}": text for i, text in enumerate(RUNS)})
+    secrets = lab_secret_values()
+    assert not {name: found for name, text in texts.items() if (found := leaks(text, secrets))}
+    for host in (FIRST, SECOND):  # and the keys on the hosts are root-only
+        loose = _exec(host, "find /etc/ssh /etc/cityward /etc/rsyslog.d /etc/mosquitto -name '*key*' "
+                            "-type f -perm /077 2>/dev/null").stdout
+        assert loose == "", f"{host}: private keys readable by others: {loose}"
+
+
+@pytest.mark.control("CW-RES-05")
+def test_a_host_lost_mid_run_does_not_stop_the_other():
+    """The second container is stopped while site.yml hardens the first play's kernel settings:
+    the first host finishes every play, the summary names the lost one."""
+    process = subprocess.Popen(_playbook_cmd(_molecule_inventory()), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=_env())
+    lines, stopped = [], False
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if not stopped and line.startswith("TASK [") and "CW-KRN-" in line:
+                subprocess.run(["podman", "stop", "-t", "0", SECOND], capture_output=True, check=True)
+                stopped = True
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = "".join(lines)
+    RUNS.append(output)
+    try:
+        assert stopped, "the run never reached the kernel role"
+        recap = _recap(output)
+        assert recap[FIRST]["failed"] == 0 and recap[FIRST]["unreachable"] == 0, recap
+        assert recap[SECOND]["unreachable"] + recap[SECOND]["failed"] >= 1, recap
+        assert re.search(rf"NOT FINISHED \(failed or unreachable[^)]*\): {SECOND}\. Finished: {FIRST}\.", output)
+        assert "Accept this run's changes into the AIDE baseline" in output  # the last play ran
+        _assert_sshd_runs_its_file(FIRST)
+    finally:
+        subprocess.run(["podman", "start", SECOND], capture_output=True, check=False)

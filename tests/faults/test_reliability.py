@@ -2,8 +2,8 @@
 
 These tests run playbooks/site.yml again against the scenario's containers, with bad input, a
 refused configuration, a failing handler and a host that goes away in the middle of the run.
-They run after the shared control checks (additional files of the verifier) and the last one
-stops a container: the scenario's destroy follows.
+They run after the shared control checks (tests/faults/conftest.py orders them last) and the
+last one stops a container: the scenario's destroy follows.
 """
 
 from __future__ import annotations
@@ -126,42 +126,60 @@ def test_one_bad_entry_changes_no_host(bad_inventory):
     assert {host: _checksums(host) for host in (FIRST, SECOND)} == before
 
 
+# (validator, tags to run, input that passes the argument specs but not the validator, the file,
+#  the task that must refuse it, a command whose output is the running service's state)
+REFUSED = [
+    ("sshd -t", "ssh", {"ssh_ciphers": ["aes256-gcm@openssh.com", "cityward-no-such-cipher"]},
+     "/etc/ssh/sshd_config", "CW-SSH-01 | Render the hardened sshd_config", None),
+    ("visudo -cf", "CW-RES-06", {"accounts_admin_group": "cityward admins"},
+     "/etc/sudoers.d/60-cityward", "CW-ACC-05 | Sudo only through the admin group",
+     "visudo -c >/dev/null && sudo -n -u nobody true && echo sudo works"),
+    ("nft -c", "firewall", {"firewall_ssh_port": 70000},
+     "/etc/nftables.conf", "CW-FW-02 | Render the ruleset", "nft list ruleset | sha256sum"),
+]
+
+
 @pytest.mark.control("CW-RES-06")
-def test_a_config_sshd_refuses_is_never_installed():
-    """Ciphers that pass the role's argument spec but not `sshd -t`: the task fails, sshd_config
-    keeps its checksum, and the running daemon keeps serving what it served."""
-    before = _exec(FIRST, "sha256sum /etc/ssh/sshd_config").stdout
+@pytest.mark.parametrize(("validator", "tags", "extra", "path", "task", "probe"), REFUSED,
+                         ids=[r[0].split()[0] for r in REFUSED])
+def test_a_config_its_validator_refuses_is_never_installed(validator, tags, extra, path, task, probe):
+    """The task fails, the file keeps its checksum, the running service keeps serving as before
+    (and sshd keeps offering what it offered)."""
+    before = _exec(FIRST, f"sha256sum {path}").stdout
+    served_before = _exec(FIRST, probe).stdout if probe else None
     offered_before, _ = _live_vs_disk(FIRST)
-    result = _site("--limit", FIRST, "--tags", "ssh",
-                   "-e", json.dumps({"ssh_ciphers": ["aes256-gcm@openssh.com", "cityward-no-such-cipher"]}))
+    result = _site("--limit", FIRST, "--tags", tags, "-e", json.dumps(extra))
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "CW-SSH-01 | Render the hardened sshd_config" in output and "failed to validate" in output
-    assert _exec(FIRST, "sha256sum /etc/ssh/sshd_config").stdout == before
+    failed_task = output.split("failed to validate", 1)[0].rsplit("TASK [", 1)[-1]
+    assert "failed to validate" in output and task in failed_task, f"{validator} did not refuse it"
+    assert _exec(FIRST, f"sha256sum {path}").stdout == before
+    if probe:
+        assert _exec(FIRST, probe).stdout == served_before != ""
     assert _exec(FIRST, "systemctl is-active ssh").stdout.strip() == "active"
-    offered_after, _ = _live_vs_disk(FIRST)
-    assert offered_after == offered_before
+    assert _live_vs_disk(FIRST)[0] == offered_before
     _assert_sshd_runs_its_file(FIRST)
 
 
 @pytest.mark.control("CW-RES-07")
 def test_a_failing_handler_does_not_skip_the_others():
-    """journald cannot restart (its unit is masked) in a run that also changes rsyslog's queue and
-    sshd's ciphers: rsyslog is still restarted, sshd still reloaded, and the run names journald."""
+    """journald cannot restart (its unit is masked) in a run that must also restart rsyslog and
+    reload sshd (their files drifted, new ciphers): rsyslog is still restarted, sshd still
+    reloaded, and the run fails naming journald."""
     rsyslog_pid = _exec(FIRST, "systemctl show -p MainPID --value rsyslog").stdout.strip()
-    _exec(FIRST, "systemctl mask systemd-journald")
+    _exec(FIRST, "echo '# drift' >> /etc/systemd/journald.conf.d/60-cityward.conf; "
+                 "echo '# drift' >> /etc/rsyslog.d/60-cityward.conf; systemctl mask systemd-journald")
     try:
-        result = _site("--limit", FIRST, "--tags", "ssh,logging", "-e", json.dumps({
-            "logging_journal_system_max_use": "900M", "logging_queue_size": 90000,
-            "ssh_ciphers": ["aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com"]}))
+        result = _site("--limit", FIRST, "--tags", "ssh,logging", "-e", json.dumps(
+            {"ssh_ciphers": ["aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com"]}))
     finally:
         _exec(FIRST, "systemctl unmask systemd-journald")
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "journald restart failed" in output
-    assert _exec(FIRST, "systemctl show -p MainPID --value rsyslog").stdout.strip() != rsyslog_pid
+    assert _exec(FIRST, "systemctl show -p MainPID --value rsyslog").stdout.strip() not in ("", rsyslog_pid)
     assert _exec(FIRST, "systemctl is-active rsyslog").stdout.strip() == "active"
-    offered, wanted = _live_vs_disk(FIRST)
+    offered, _ = _live_vs_disk(FIRST)
     assert offered["ciphers_cs"] == ["aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com"]
     _assert_sshd_runs_its_file(FIRST)
 
@@ -181,7 +199,7 @@ def test_audit_and_runs_never_show_a_secret(tmp_path):
     assert not {name: found for name, text in texts.items() if (found := leaks(text, secrets))}
     for host in (FIRST, SECOND):  # and the keys on the hosts are root-only
         loose = _exec(host, "find /etc/ssh /etc/cityward /etc/rsyslog.d /etc/mosquitto -name '*key*' "
-                            "-type f -perm /077 2>/dev/null").stdout
+                            "! -name '*.pub' -type f -perm /077 2>/dev/null").stdout
         assert loose == "", f"{host}: private keys readable by others: {loose}"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from operator import itemgetter
 from pathlib import Path
 
 from cityward.lab import containers, vm
@@ -23,13 +25,20 @@ def _image(args) -> int:
     return 0
 
 
-def _print_status(rows: list[dict], fmt: str) -> None:
+def _print_rows(rows: list[dict], fmt: str, columns: list[tuple[str, int, Callable[[dict], object]]]) -> None:
+    """JSON, or a table of (header, width, value of a row) columns."""
     if fmt == "json":
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'HOST':<14} {'ZONE':<14} {'ADDRESS':<13} {'SSH':<16} STATE")
+    print(" ".join(f"{header:<{width}}" for header, width, _ in columns).rstrip())
     for row in rows:
-        print(f"{row['host']:<14} {row['zone']:<14} {row['ip']:<13} {row['ssh']:<16} {row['state']}")
+        print(" ".join(f"{str(value(row)):<{width}}" for _, width, value in columns).rstrip())
+
+
+def _print_status(rows: list[dict], fmt: str) -> None:
+    _print_rows(rows, fmt, [("HOST", 14, itemgetter("host")), ("ZONE", 14, itemgetter("zone")),
+                            ("ADDRESS", 13, itemgetter("ip")), ("SSH", 16, itemgetter("ssh")),
+                            ("STATE", 0, itemgetter("state"))])
 
 
 def _up(args) -> int:
@@ -56,13 +65,11 @@ def _vm_build(args) -> int:
 
 
 def _print_vms(rows: list[dict], fmt: str) -> None:
-    if fmt == "json":
-        print(json.dumps(rows, indent=2))
-        return
-    print(f"{'VM':<20} {'STATE':<8} {'SSH':<16} {'USER':<20} IMAGE")
-    for row in rows:
-        ssh = f"{row['address']}:{row['port']}" if "port" in row else "-"
-        print(f"{row['name']:<20} {row['state']:<8} {ssh:<16} {row.get('user', '-'):<20} {row.get('image', '-')}")
+    _print_rows(rows, fmt, [
+        ("VM", 20, itemgetter("name")), ("STATE", 8, itemgetter("state")),
+        ("SSH", 16, lambda r: f"{r['address']}:{r['port']}" if "port" in r else "-"),
+        ("USER", 20, lambda r: r.get("user", "-")), ("IMAGE", 0, lambda r: r.get("image", "-")),
+    ])
 
 
 def _vm_up(args) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from cityward.errors import CitywardError
 from cityward.lab.tools import ensure_commands, run_step
-from cityward.lab.vm_image import VmImage, build_vm_image
+from cityward.lab.vm_image import VmImage, build_vm_image, in_folder
 from cityward.paths import cache_dir
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -61,26 +61,11 @@ class Instance:
     """The files of one booted VM."""
 
     folder: Path
-
-    @property
-    def overlay(self) -> Path:
-        return self.folder / "overlay.qcow2"
-
-    @property
-    def key(self) -> Path:
-        return self.folder / "id_ed25519"
-
-    @property
-    def console(self) -> Path:
-        return self.folder / "console.log"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.folder / "qemu.pid"
-
-    @property
-    def record(self) -> Path:
-        return self.folder / "instance.json"
+    overlay = in_folder("overlay.qcow2")
+    key = in_folder("id_ed25519")
+    console = in_folder("console.log")
+    pidfile = in_folder("qemu.pid")
+    record = in_folder("instance.json")
 
 
 def kernel_cmdline(spec: VmSpec) -> str:

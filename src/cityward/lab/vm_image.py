@@ -105,23 +105,19 @@ class VmRecipe:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def in_folder(name: str) -> property:
+    """A property: the file `name` in the object's `folder`."""
+    return property(lambda self: self.folder / name)
+
+
 @dataclass(frozen=True)
 class VmImage:
     """A built image in the cache: kernel, initrd and a raw ext4 disk, never written after the build."""
 
     folder: Path
-
-    @property
-    def kernel(self) -> Path:
-        return self.folder / "vmlinuz"
-
-    @property
-    def initrd(self) -> Path:
-        return self.folder / "initrd.img"
-
-    @property
-    def disk(self) -> Path:
-        return self.folder / "disk.raw"
+    kernel = in_folder("vmlinuz")
+    initrd = in_folder("initrd.img")
+    disk = in_folder("disk.raw")
 
     @property
     def digest(self) -> str:

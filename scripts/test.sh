@@ -8,7 +8,7 @@ ruff check .
 yamllint --strict .
 ansible-lint --offline -q
 
-say "molecule: every scenario under molecule/ (Podman containers, Debian 12 and 13), two at a time"
+say "molecule: every scenario under molecule/ (Podman containers, Debian 12 and 13, and a QEMU VM), two at a time"
 # Each scenario has its own containers and network, so two run side by side: most of a run is
 # waiting on podman exec, not CPU. Each writes its own log; a failed one is printed in full.
 logs="$CITYWARD_HOME/.cache/test-logs"
@@ -27,8 +27,10 @@ run_scenario() {
 export -f run_scenario
 export logs
 # The longest first, so that the two lanes finish close together; then any other scenario.
+# vm (the VM tier: QEMU in software emulation, about 15 min) is by far the longest: it starts at
+# once in one lane while the container scenarios run through the other.
 scenarios=()
-for name in access logging default firewall baseline; do
+for name in vm access logging default firewall baseline; do
   [[ -d "molecule/$name" ]] && scenarios+=("$name")
 done
 for dir in molecule/*/; do

@@ -19,3 +19,10 @@ def project_root() -> Path:
         if (path / "pyproject.toml").is_file() and (path / "policies").is_dir():
             return path
     raise CitywardError("cannot find the cityward project folder: run from the checkout or set CITYWARD_HOME")
+
+
+def cache_dir() -> Path:
+    """cityward's cache outside any checkout, shared by every clone on this machine:
+    $XDG_CACHE_HOME/cityward, else ~/.cache/cityward."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cityward"

@@ -24,6 +24,7 @@ class Rule:
     address: frozenset | None = None  # the saddr (input) or daddr (output) networks, None: any
     proto: str | None = None
     port: int | None = None
+    sport: int | None = None  # only sshd's replies to management (CW-FW-04)
     loopback: bool = False
     states: frozenset = frozenset()
     icmp: frozenset = frozenset()
@@ -71,6 +72,8 @@ def _rule(expr, sets) -> Rule:
                 fields["address"] = _networks(right, sets)
             elif field == "dport" and isinstance(right, int):
                 fields["proto"], fields["port"] = protocol, right
+            elif field == "sport" and isinstance(right, int):
+                fields["proto"], fields["sport"] = protocol, right
             elif protocol in ("icmp", "icmpv6") and field == "type":
                 fields["icmp"] = frozenset(right["set"] if isinstance(right, dict) else [right])
             else:
@@ -149,6 +152,14 @@ def _management(expected) -> frozenset:
     return frozenset(ipaddress.ip_network(c) for c in expected["management"])
 
 
+def _ssh_reply(rule: Rule, management: frozenset, ssh_port: int) -> bool:
+    """sshd's replies to the management zones, or to the controller's own address (one address)."""
+    if (rule.verdict, rule.proto, rule.sport, rule.port, rule.other) != ("accept", "tcp", ssh_port, None, False):
+        return False
+    return rule.address == management or bool(
+        rule.address and len(rule.address) == 1 and next(iter(rule.address)).num_addresses == 1)
+
+
 @pytest.mark.control("CW-FW-01", "CW-FW-02")
 def test_input_is_default_deny_and_opens_only_the_conduits_into_the_zone(live, expected, ssh_port):
     chain = live.chains["input"]
@@ -168,7 +179,7 @@ def test_input_is_default_deny_and_opens_only_the_conduits_into_the_zone(live, e
 
 
 @pytest.mark.control("CW-FW-03")
-def test_ot_egress_is_limited_to_the_zones_conduits(live, expected):
+def test_ot_egress_is_limited_to_the_zones_conduits(live, expected, ssh_port):
     if not expected["egress_limited"]:
         pytest.skip(f"not applicable: zone {expected['zone']} is {expected['kind']}; only OT zones limit egress")
     assert live.chains["output"]["policy"] == "drop"
@@ -178,7 +189,9 @@ def test_ot_egress_is_limited_to_the_zones_conduits(live, expected):
     assert wanted <= accepted, f"egress conduits missing: {wanted - accepted}"
     extra = {f for f in accepted - wanted if f[2] != 53}  # DNS to the configured resolvers
     assert not extra, f"egress no conduit from zone {expected['zone']} explains: {extra}"
-    unexplained = [r for r in live.rules["output"] if r.verdict == "accept" and not r.port and not r.infrastructure]
+    management = _management(expected)
+    unexplained = [r for r in live.rules["output"] if r.verdict == "accept" and not r.port and not r.infrastructure
+                   and not _ssh_reply(r, management, ssh_port)]
     assert not unexplained, f"egress accept rules beyond replies, loopback and ICMP: {unexplained}"
 
 
@@ -191,6 +204,21 @@ def test_management_ssh_is_accepted_before_anything_is_dropped(live, expected, s
                   if r.verdict == "accept" and (r.proto, r.port) == ssh and r.address == management), None)
     assert index is not None, f"no rule accepts SSH from the management zones {sorted(map(str, management))}"
     # Before it, only drops of invalid packets (never a flow's first packet from management).
+    early_drops = [r for r in rules[:index] if r.verdict in ("drop", "reject") and r.states != {"invalid"}]
+    assert not early_drops, early_drops
+
+
+@pytest.mark.control("CW-FW-04")
+def test_management_ssh_replies_leave_an_egress_limited_host(live, expected, ssh_port):
+    """Without connection tracking: it starts with the first ruleset, so the session of the run that
+    loads it is first seen on one of sshd's outgoing packets, as new, and would hang on the drop policy."""
+    if not expected["egress_limited"]:
+        pytest.skip(f"not applicable: zone {expected['zone']} is {expected['kind']}; its egress is not limited")
+    management = _management(expected)
+    rules = live.rules["output"]
+    index = next((i for i, r in enumerate(rules) if _ssh_reply(r, management, ssh_port) and r.address == management),
+                 None)
+    assert index is not None, f"no output rule accepts sshd's replies to {sorted(map(str, management))}"
     early_drops = [r for r in rules[:index] if r.verdict in ("drop", "reject") and r.states != {"invalid"}]
     assert not early_drops, early_drops
 

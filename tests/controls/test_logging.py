@@ -83,6 +83,11 @@ def state(host):
         "chrony_conf": "cat /etc/chrony/chrony.conf",
         "chrony_check": "/usr/sbin/chronyd -p -f /etc/chrony/chrony.conf",
         "chrony_sources": "chronyc -N -n authdata; chronyc -n tracking",
+        "chrony_active": "systemctl is-active chrony",
+        "chrony_started": "systemctl show chrony -p ExecMainStartTimestamp --timestamp=unix --value",
+        "chrony_conf_mtime": "stat -c %Y /etc/chrony/chrony.conf",
+        "chrony_authdata": "chronyc -n authdata",
+        "chrony_selected": "chronyc -n sources",
     })
 
 
@@ -98,6 +103,13 @@ def _rules(text: str) -> list[str]:
 def _conf(text: str) -> dict[str, str]:
     pairs = (line.partition("=") for line in text.splitlines() if not line.lstrip().startswith("#"))
     return {key.strip(): value.strip() for key, sep, value in pairs if sep and key.strip()}
+
+
+def _chronyc_rows(text: str) -> list[list[str]]:
+    """The rows of a chronyc table (below its line of '=')."""
+    lines = text.splitlines()
+    start = next((i + 1 for i, line in enumerate(lines) if line.startswith("====")), len(lines))
+    return [line.split() for line in lines[start:] if line.strip()]
 
 
 def _size(text: str) -> float:
@@ -271,9 +283,30 @@ def test_chrony_uses_authenticated_nts_sources_only(state):
 
 
 @pytest.mark.control("CW-LOG-04")
-def test_chrony_synchronises_with_nts(state, in_container):
+def test_running_chrony_uses_nts_sources_only(state, in_container):
+    """The daemon, not just its file: running, started on the current chrony.conf, every source it
+    has authenticated with NTS, and the one it follows (if any) among them."""
     if in_container:
         pytest.skip(NOT_IN_CONTAINER.format(why="the clock is the host's and a container lacks CAP_SYS_TIME"))
+    assert state["chrony_active"][1].strip() == "active", "chronyd is not running"
+    started = int(state["chrony_started"][1].strip().lstrip("@") or 0)
+    assert started >= int(state["chrony_conf_mtime"][1].strip()), "chronyd runs an older chrony.conf"
+    rc, authdata = state["chrony_authdata"]
+    assert rc == 0, authdata
+    modes = {row[0]: row[1] for row in _chronyc_rows(authdata) if len(row) > 1}
+    unauthenticated = sorted(source for source, mode in modes.items() if mode != "NTS")
+    assert not unauthenticated, f"chronyd uses sources without NTS: {unauthenticated}"
+    selected = [row[1] for row in _chronyc_rows(state["chrony_selected"][1]) if row[0].startswith("^*")]
+    assert all(modes.get(source) == "NTS" for source in selected), f"chronyd follows {selected}, not an NTS source"
+
+
+@pytest.mark.control("CW-LOG-04")
+def test_chrony_synchronises_with_nts(state, in_container, hostvars):
+    if in_container:
+        pytest.skip(NOT_IN_CONTAINER.format(why="the clock is the host's and a container lacks CAP_SYS_TIME"))
+    if not hostvars.get("cityward_ntp_reachable", True):
+        pytest.skip("not applicable: the inventory says this host cannot reach its NTS servers "
+                    "(cityward_ntp_reachable: false, an offline lab); chronyd's sources are checked")
     rc, out = state["chrony_sources"]
     assert rc == 0, out
     assert re.search(r"\sNTS\s", out), out

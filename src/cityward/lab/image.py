@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cityward.errors import CitywardError
-from cityward.lab.podman import ensure_commands, podman
+from cityward.lab.podman import podman
+from cityward.lab.tools import ensure_commands, run_step
+from cityward.paths import cache_dir
 
 RELEASES = ("bookworm", "trixie")
 LABEL = "io.cityward.recipe"
@@ -91,11 +93,21 @@ def _step(msg: str) -> None:
     print(f"cityward lab image: {msg}", file=sys.stderr, flush=True)
 
 
-def _run(cmd: list[str], what: str) -> None:
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
-        raise CitywardError(f"{what} failed (exit {result.returncode}):\n{tail}")
+def debootstrap_rootfs(recipe: Recipe, root: Path, say=_step) -> None:
+    """debootstrap the recipe's release and packages into `root`, then run its setup script in a chroot.
+    The container image and the VM image (cityward.lab.vm_image) are both made this way."""
+    ensure_commands("debootstrap")
+    packages = cache_dir() / "debootstrap" / recipe.release
+    packages.mkdir(parents=True, exist_ok=True)
+    say(f"debootstrap {recipe.release} into {root} (a minute or more)")
+    run_step(
+        ["debootstrap", f"--variant={recipe.variant}", f"--include={','.join(recipe.packages)}",
+         f"--cache-dir={packages}", recipe.release, str(root), recipe.mirror],
+        f"debootstrap {recipe.release}",
+    )
+    say("configuring the root filesystem")
+    script = recipe.setup.format(mirror=recipe.mirror, release=recipe.release)
+    run_step(["chroot", str(root), "/bin/sh", "-c", script], "image setup in chroot")
 
 
 def build_image(release: str = "bookworm", force: bool = False) -> tuple[str, bool]:
@@ -107,20 +119,10 @@ def build_image(release: str = "bookworm", force: bool = False) -> tuple[str, bo
         _step(f"{recipe.image} is up to date (recipe {recipe.digest}), nothing to do")
         return recipe.image, False
     ensure_commands("debootstrap", "podman", "runc")
-    cache = Path.home() / ".cache" / "cityward" / "debootstrap" / release
-    cache.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix=f"cityward-{release}-", dir="/var/tmp"))
     try:
-        _step(f"[1/3] debootstrap {release} into {root} (about a minute)")
-        _run(
-            ["debootstrap", f"--variant={recipe.variant}", f"--include={','.join(recipe.packages)}",
-             f"--cache-dir={cache}", release, str(root), recipe.mirror],
-            f"debootstrap {release}",
-        )
-        _step("[2/3] configuring the root filesystem")
-        script = recipe.setup.format(mirror=recipe.mirror, release=release)
-        _run(["chroot", str(root), "/bin/sh", "-c", script], "image setup in chroot")
-        _step(f"[3/3] importing into podman as {recipe.image}")
+        debootstrap_rootfs(recipe, root)
+        _step(f"importing into podman as {recipe.image}")
         tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True).stdout
         podman(
             "import", "--change", 'CMD ["/lib/systemd/systemd"]',

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+import yaml
 from console import Console
 
 
@@ -144,14 +145,17 @@ def test_preflight_refuses_before_any_change(override, reason, published_ssh, ke
     address, port = published_ssh
     root = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
     (tmp_path / "group_vars").symlink_to(root / "inventories" / "lab" / "group_vars")
+    # A complete device record, so that site.yml's first play (cityward check) lets the run reach
+    # the accounts preflight this test is about.
+    record = yaml.safe_load((root / "molecule" / "access" / "host_vars" / "cw-access-bookworm.yml").read_text())
+    target = {
+        "ansible_host": address, "ansible_port": port, "ansible_user": "cityward-automation",
+        "ansible_ssh_private_key_file": str(keys_dir / "automation"),
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        "cityward_zone": record["cityward_zone"], "cityward_device": record["cityward_device"],
+    }
     inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "all:\n  hosts:\n    target:\n"
-        f"      ansible_host: {address}\n      ansible_port: {port}\n"
-        "      ansible_user: cityward-automation\n"
-        f"      ansible_ssh_private_key_file: {keys_dir / 'automation'}\n"
-        "      ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null\n"
-    )
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"target": target}}}, sort_keys=False))
     extra = " ".join(f"{key}=''" for key in override)
     result = subprocess.run(
         ["ansible-playbook", "-i", str(inventory), "playbooks/site.yml", "-e", extra],

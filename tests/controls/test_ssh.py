@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import paramiko
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sshd_live import live_and_configured, offer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -115,20 +118,9 @@ def test_verbose_logging(sshd_effective):
     assert sshd_effective["syslogfacility"] == "AUTH"
 
 
-def _sshd_offer():
-    """roles/ssh/files/sshd_offer.py: the same KEXINIT reader the ssh role runs on the host."""
-    path = Path(__file__).resolve().parents[2] / "roles" / "ssh" / "files" / "sshd_offer.py"
-    spec = importlib.util.spec_from_file_location("sshd_offer", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.control("CW-RES-07")
 def test_live_daemon_offers_what_its_configuration_says(host, ssh_endpoint):
     """The algorithms the running sshd offers (its KEXINIT, read over the network) are those
     `sshd -T` derives from the file on disk: the last change was reloaded into the daemon."""
-    offer = _sshd_offer()
-    wanted = offer.configured(host.check_output(
-        "/usr/sbin/sshd -T -C user=cityward-probe,host=localhost,addr=127.0.0.1"))
-    assert offer.differences(offer.read_kexinit(*ssh_endpoint), wanted) == []
+    offered, wanted = live_and_configured(*ssh_endpoint, host.check_output)
+    assert offer.differences(offered, wanted) == []

@@ -8,7 +8,6 @@ last one stops a container: the scenario's destroy follows.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -21,6 +20,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lab_secrets import lab_secret_values, leaks  # noqa: E402
+from sshd_live import live_and_configured, offer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST, SECOND = "cw-default-bookworm", "cw-default-trixie"
@@ -71,26 +71,17 @@ def _checksums(container: str) -> str:
     return result.stdout
 
 
-def _sshd_offer():
-    spec = importlib.util.spec_from_file_location("sshd_offer", ROOT / "roles" / "ssh" / "files" / "sshd_offer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _live_vs_disk(container: str) -> tuple[dict, dict]:
     """(what the running sshd offers, what sshd -T derives from the file), read inside the host."""
-    offer = _sshd_offer()
     address = json.loads(subprocess.run(["podman", "inspect", container], capture_output=True, text=True,
                                         check=True).stdout)[0]["NetworkSettings"]["Networks"]
     ip = next(n["IPAddress"] for n in address.values() if n.get("IPAddress"))
-    sshd_t = _exec(container, "/usr/sbin/sshd -T -C user=cityward-probe,host=localhost,addr=127.0.0.1").stdout
-    return offer.read_kexinit(ip, 22), offer.configured(sshd_t)
+    return live_and_configured(ip, 22, lambda command: _exec(container, command).stdout)
 
 
 def _assert_sshd_runs_its_file(container: str) -> None:
     offered, wanted = _live_vs_disk(container)
-    assert _sshd_offer().differences(offered, wanted) == []
+    assert offer.differences(offered, wanted) == []
 
 
 @pytest.fixture

@@ -63,13 +63,17 @@ def differences(offered: dict[str, list[str]], wanted: dict[str, list[str]]) -> 
     return found
 
 
+def sshd_t_command(address: str = "127.0.0.1") -> list[str]:
+    """`sshd -T` for a login from `address`: the configuration a connection there would get."""
+    return ["/usr/sbin/sshd", "-T", "-C", f"user=cityward-probe,host=localhost,addr={address}"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=22)
     args = parser.parse_args()
-    sshd_t = subprocess.run(["/usr/sbin/sshd", "-T", "-C", f"user=cityward-probe,host=localhost,addr={args.host}"],
-                            capture_output=True, text=True, check=True).stdout
+    sshd_t = subprocess.run(sshd_t_command(args.host), capture_output=True, text=True, check=True).stdout
     found = differences(read_kexinit(args.host, args.port), configured(sshd_t))
     print(json.dumps({"match": not found, "differences": found}))
     return 1 if found else 0

@@ -14,18 +14,43 @@ say "molecule: every scenario under molecule/ (Podman containers, Debian 12 and 
 logs="$CITYWARD_HOME/.cache/test-logs"
 mkdir -p "$logs"
 rm -f "$logs"/*.failed
+# A scenario that hangs (a stuck podman exec, a stalled download) must not eat the whole CI budget:
+# past its limit the log gets the processes still running, the scenario is stopped and destroyed,
+# and it counts as failed. Every Ansible task also has a time limit, so a hang names its task.
+export ANSIBLE_TASK_TIMEOUT="${ANSIBLE_TASK_TIMEOUT:-900}"
+scenario_limit="${CITYWARD_SCENARIO_LIMIT:-1800}"
 run_scenario() {
-  local started=$SECONDS
-  if molecule test -s "$1" > "$logs/$1.log" 2>&1; then
+  local started=$SECONDS log="$logs/$1.log" pid status=0
+  # Its own session (setsid), so that everything it started can be listed and stopped together.
+  setsid molecule test -s "$1" > "$log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS - started > scenario_limit)); then
+      {
+        echo "cityward test.sh: molecule/$1 still running after ${scenario_limit} s; what it was doing:"
+        ps -o pid,etimes,args --forest -s "$pid" || true
+      } >> "$log"
+      kill -TERM -- "-$pid" 2>/dev/null || true
+      sleep 10
+      kill -KILL -- "-$pid" 2>/dev/null || true
+      molecule destroy -s "$1" >> "$log" 2>&1 || true
+      echo "  TIMED OUT: molecule/$1 (${scenario_limit} s), log: $log"
+      touch "$logs/$1.failed"
+      return 1
+    fi
+    sleep 5
+  done
+  wait "$pid" || status=$?
+  if ((status == 0)); then
     echo "  passed: molecule/$1 ($((SECONDS - started)) s)"
   else
-    echo "  FAILED: molecule/$1 ($((SECONDS - started)) s), log: $logs/$1.log"
+    echo "  FAILED: molecule/$1 ($((SECONDS - started)) s), log: $log"
     touch "$logs/$1.failed"
     return 1
   fi
 }
 export -f run_scenario
-export logs
+export logs scenario_limit
 # The longest first, so that the two lanes finish close together; then any other scenario.
 # vm (the VM tier: QEMU in software emulation, about 15 min) is by far the longest: it starts at
 # once in one lane while the container scenarios run through the other.

@@ -4,10 +4,15 @@ Nothing here asserts a time: the numbers are written next to their targets (issu
 to read, in docs/benchmarks.md and as JSON. The bench hosts are extra lab containers
 (cw-lab-bench-NN on the lab network, zone ot-operations) with an inventory of their own under
 .cache/bench/, and their own fact cache, so that "fresh" really means fresh.
+
+Ansible reaches them the way it reaches a city's hosts: over SSH (pipelining, one multiplexed
+connection per host) as the documented automation account, which the bench grants each fresh
+container first, as an installer would (`--connection podman` measures `podman exec` instead).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import platform
@@ -112,8 +117,46 @@ def inotify_shortfall(containers_total: int, have: int) -> str | None:
             f"run `sysctl -w fs.inotify.max_user_instances={need}` (or bench a smaller --fleet)")
 
 
-def write_inventory(folder: Path, count: int) -> Path:
-    """A lab inventory of `count` bench hosts that shares the lab's group_vars and vault."""
+AUTOMATION_USER = "cityward-automation"
+# Run in each fresh container, as root, with the public key on stdin: the automation login an
+# installer would leave behind (the same grant the VM tier's first boot makes).
+GRANT_AUTOMATION = f"""set -eu
+u={AUTOMATION_USER}
+id "$u" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$u"
+install -d -m 0700 -o "$u" -g "$u" /home/$u/.ssh
+cat > /home/$u/.ssh/authorized_keys
+chown "$u:$u" /home/$u/.ssh/authorized_keys
+chmod 0600 /home/$u/.ssh/authorized_keys
+echo "$u ALL=(ALL:ALL) NOPASSWD: ALL" > /etc/sudoers.d/50-cityward-bench
+chmod 0440 /etc/sudoers.d/50-cityward-bench
+"""
+LAB_SUBNET = "10.40.0.0/16"
+CONNECTIONS = {
+    "ssh": "SSH with pipelining to lab containers, as the automation account",
+    "podman": "Podman connection (podman exec) to lab containers",
+}
+
+
+def _ssh_vars(key: Path, subnet: str) -> dict:
+    """Inventory variables for SSH as the automation account, from the lab network's gateway
+    (where connections to the ports published on 127.0.0.1 come from, as the hosts see them)."""
+    gateway = str(ipaddress.ip_network(subnet)[1])
+    return {
+        "ansible_connection": "ssh",
+        "ansible_user": AUTOMATION_USER,
+        "ansible_private_key_file": str(key),
+        "ansible_become": True,
+        "ansible_ssh_common_args": f"-o StrictHostKeyChecking=accept-new "
+                                   f"-o UserKnownHostsFile={key.parent / 'known_hosts'}",
+        "cityward_automation_user": AUTOMATION_USER,
+        "cityward_automation_sources": [gateway],
+        "accounts_automation_ssh_keys": [key.with_suffix(".pub").read_text(encoding="ascii").strip()],
+    }
+
+
+def write_inventory(folder: Path, count: int, key: Path | None = None) -> Path:
+    """A lab inventory of `count` bench hosts that shares the lab's group_vars and vault; over SSH
+    with `key` (the automation account's private key), else over the Podman connection."""
     lab = project_root() / "inventories" / "lab"
     if folder.exists():
         shutil.rmtree(folder)
@@ -121,17 +164,19 @@ def write_inventory(folder: Path, count: int) -> Path:
     (folder / "group_vars").symlink_to(lab / "group_vars")
     (folder / "vault-password.txt").symlink_to(lab / "vault-password.txt")
     record = yaml.safe_load((lab / "host_vars" / "scada-01.yml").read_text(encoding="utf-8"))
-    hosts = {
-        f"bench-{i:02d}": {"ansible_host": f"cw-lab-bench-{i:02d}", "lab_ip": f"10.40.64.{100 + i}",
-                           "lab_ssh_port": 2300 + i, "cityward_zone": "ot-operations", **record}
-        for i in range(1, count + 1)
-    }
+    hosts = {}
+    for i in range(1, count + 1):
+        address = {"ansible_host": "127.0.0.1", "ansible_port": 2300 + i} if key else \
+            {"ansible_host": f"cw-lab-bench-{i:02d}"}
+        hosts[f"bench-{i:02d}"] = {**address, "lab_ip": f"10.40.64.{100 + i}", "lab_ssh_port": 2300 + i,
+                                   "cityward_zone": "ot-operations", **record}
+    connection = _ssh_vars(key, LAB_SUBNET) if key else {"ansible_connection": "containers.podman.podman"}
     inventory = {"all": {
         "children": {"ot_servers": {"hosts": hosts}},
         "vars": {
-            "ansible_connection": "containers.podman.podman",
+            **connection,
             "ansible_python_interpreter": "/usr/bin/python3",
-            "lab_network": "cityward-lab", "lab_subnet": "10.40.0.0/16",
+            "lab_network": "cityward-lab", "lab_subnet": LAB_SUBNET,
             "lab_image": "localhost/cityward-debian:bookworm", "lab_capabilities": ["NET_ADMIN"],
             "cityward_patch_serial": "100%",
         },
@@ -140,9 +185,21 @@ def write_inventory(folder: Path, count: int) -> Path:
     return folder
 
 
+def automation_key(folder: Path) -> Path:
+    """The bench's automation key pair (ed25519, private half 0600), made once."""
+    key = folder / "automation_key"
+    if not key.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "cityward-bench", "-f", str(key)],
+                       check=True, capture_output=True)
+    key.chmod(0o600)
+    return key
+
+
 class Bench:
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, connection: str = "ssh"):
         self.work = work
+        self.connection = connection
         self.results: list[Measure] = []
 
     def env(self) -> dict[str, str]:
@@ -164,13 +221,19 @@ class Bench:
 
     def fresh_hosts(self, count: int) -> Path:
         """Remove any bench container and cached facts, then start `count` fresh ones."""
-        inventory = write_inventory(self.work / f"inventory-{count}", count)
+        key = automation_key(self.work) if self.connection == "ssh" else None
+        inventory = write_inventory(self.work / f"inventory-{count}", count, key)
         for name in containers.status(inventory):
             containers.podman("rm", "-f", "-t", "0", name["container"], check=False)
         self.check_inotify(count)
         shutil.rmtree(self.work / "facts", ignore_errors=True)
+        (self.work / "known_hosts").unlink(missing_ok=True)
         _say(f"starting {count} fresh bench container(s)")
         containers.up(inventory)
+        if key:
+            public = key.with_suffix(".pub").read_bytes()
+            for row in containers.status(inventory):
+                containers.podman("exec", "-i", row["container"], "sh", "-c", GRANT_AUTOMATION, input_bytes=public)
         return inventory
 
     def remove_hosts(self, inventory: Path) -> None:
@@ -247,7 +310,7 @@ def markdown(results: list[Measure], info: dict, when: str) -> str:
         "",
         f"Measured {when} by `cityward bench` on {info['cores']} cores and "
         f"{info['memory_bytes'] / 2**30:.1f} GiB ({info['ansible']}, Python {info['python']}, "
-        "Podman connection to lab containers). Re-run it to refresh this page; nothing here is a test.",
+        f"{CONNECTIONS[info.get('connection', 'podman')]}). Re-run it to refresh this page; nothing here is a test.",
         "",
         "| measure | result | target | met | notes |",
         "| --- | --- | --- | --- | --- |",
@@ -264,8 +327,8 @@ def markdown(results: list[Measure], info: dict, when: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save(results: list[Measure], markdown_path: Path, json_path: Path) -> None:
-    info = machine()
+def save(results: list[Measure], markdown_path: Path, json_path: Path, connection: str = "ssh") -> None:
+    info = {**machine(), "connection": connection}
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
     markdown_path.write_text(markdown(results, info, when), encoding="utf-8")

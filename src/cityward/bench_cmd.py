@@ -10,10 +10,10 @@ from cityward.paths import project_root
 
 def _run(args) -> int:
     root = project_root()
-    runner = bench.Bench(root / ".cache" / "bench")
+    runner = bench.Bench(root / ".cache" / "bench", args.connection)
     results = runner.run(args.fleet)
     markdown = Path(args.out) if args.out else root / "docs" / "benchmarks.md"
-    bench.save(results, markdown, markdown.with_suffix(".json"))
+    bench.save(results, markdown, markdown.with_suffix(".json"), args.connection)
     print(markdown.read_text(encoding="utf-8"))
     return 0
 
@@ -26,5 +26,8 @@ def register(sub) -> None:
         "docs/benchmarks.json. Takes tens of minutes; prints progress on stderr.")
     parser.add_argument("--fleet", type=int, default=20,
                         help="containers in the fleet measure (default: 20; 0 or 1 skips it)")
+    parser.add_argument("--connection", choices=sorted(bench.CONNECTIONS), default="ssh",
+                        help="how Ansible reaches the bench hosts: ssh (default; pipelining, as the automation "
+                        "account, the way a city's hosts are reached) or podman (podman exec)")
     parser.add_argument("--out", help="markdown file to write (default: docs/benchmarks.md; JSON next to it)")
     parser.set_defaults(func=_run)

@@ -34,6 +34,23 @@ def test_inventory_has_the_bench_hosts_and_shares_the_lab_vault(tmp_path):
     assert list(again["all"]["children"]["ot_servers"]["hosts"]) == ["bench-01"]
 
 
+def test_ssh_inventory_logs_in_as_the_automation_account_from_the_lab_gateway(tmp_path):
+    key = bench.automation_key(tmp_path / "work")
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert bench.automation_key(tmp_path / "work").read_bytes() == key.read_bytes(), "made once, then reused"
+    data = yaml.safe_load((bench.write_inventory(tmp_path / "inv", 2, key) / "hosts.yml").read_text())
+    hosts, common = data["all"]["children"]["ot_servers"]["hosts"], data["all"]["vars"]
+    addresses = [(h["ansible_host"], h["ansible_port"]) for h in hosts.values()]
+    assert addresses == [("127.0.0.1", 2301), ("127.0.0.1", 2302)]
+    assert common["ansible_connection"] == "ssh" and common["ansible_become"] is True
+    assert common["ansible_user"] == common["cityward_automation_user"] == bench.AUTOMATION_USER
+    # The hosts see the published port's connections coming from the lab network's gateway: the
+    # ssh and firewall roles must admit the automation account from there, and only there.
+    assert common["cityward_automation_sources"] == ["10.40.0.1"]
+    assert common["accounts_automation_ssh_keys"] == [key.with_suffix(".pub").read_text().strip()]
+    assert "PRIVATE KEY" not in (tmp_path / "inv" / "hosts.yml").read_text()
+
+
 def test_markdown_shows_missed_targets_and_memory_in_mib():
     results = [
         bench.Measure("first_converge_1", "first run", 75.0, 60.0, {"exit": 0, "changed": 90, "failed": 0,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 
+import cityward.testinfra_inventory  # noqa: F401 - the inventory the audit resolved once
+
 _CONTROLS: dict[str, list[str]] = {}
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import testinfra
 
 import cityward.testinfra_podman  # noqa: F401 - podman hosts through testinfra's native backend
-from cityward import __version__
+from cityward import __version__, testinfra_inventory
 from cityward.audit.model import AuditRun, CheckResult, HostResult
 from cityward.audit.sbom import DPKG_QUERY, cyclonedx_from_dpkg
 from cityward.errors import CitywardError
@@ -31,15 +31,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def inventory_hostvars(inventory: Path, limit: str | None) -> dict[str, dict]:
+def resolve_inventory(inventory: Path, limit: str | None) -> dict:
+    """The inventory as `ansible-inventory --list` resolves it (once per audit); refuses an empty one."""
     cmd = ["ansible-inventory", "-i", str(inventory), "--list"] + (["--limit", limit] if limit else [])
     result = subprocess.run(cmd, capture_output=True, text=True, env=podman_env(), check=False)
     if result.returncode != 0:
         raise CitywardError(f"{inventory}: ansible-inventory failed: {result.stderr.strip()[-500:]}")
-    hostvars = json.loads(result.stdout).get("_meta", {}).get("hostvars", {})
-    if not hostvars:
+    resolved = json.loads(result.stdout)
+    if not resolved.get("_meta", {}).get("hostvars"):
         raise CitywardError(f"{inventory}: no hosts match {limit!r}" if limit else f"{inventory}: no hosts")
-    return hostvars
+    return resolved
 
 
 class Progress:
@@ -83,12 +84,12 @@ def _collect_sbom(name: str, inventory: Path, out_dir: Path) -> Path:
     return path
 
 
-def _run_checks(name: str, inventory: Path, out_dir: Path, tests: Path) -> list[CheckResult]:
+def _run_checks(name: str, inventory: Path, out_dir: Path, tests: Path, resolved: Path) -> list[CheckResult]:
     with tempfile.NamedTemporaryFile(prefix=f"cityward-{name}-", suffix=".jsonl", delete=False) as tmp:
         results_file = Path(tmp.name)
     env = podman_env()
     env.update(CITYWARD_RESULTS=str(results_file), CITYWARD_AUDIT_OUT=str(out_dir),
-               CITYWARD_INVENTORY=str(inventory))
+               CITYWARD_INVENTORY=str(inventory), **{testinfra_inventory.ENV: str(resolved)})
     cmd = [sys.executable, "-m", "pytest", str(tests), "-p", "cityward.audit.pytest_plugin",
            "-p", "no:cacheprovider", f"--hosts=ansible://{name}", f"--ansible-inventory={inventory}",
            "-q", "--no-header", "-o", "addopts=", "--strict-markers"]
@@ -108,7 +109,7 @@ def _run_checks(name: str, inventory: Path, out_dir: Path, tests: Path) -> list[
     ]
 
 
-def audit_host(name: str, hostvars: dict, inventory: Path, out_dir: Path, tests: Path) -> HostResult:
+def audit_host(name: str, hostvars: dict, inventory: Path, out_dir: Path, tests: Path, resolved: Path) -> HostResult:
     result = HostResult(name=name, zone=hostvars.get("cityward_zone"), reachable=True, error="",
                         metadata=dict(hostvars.get("cityward_device") or {}), checks=[])
     try:
@@ -119,7 +120,7 @@ def audit_host(name: str, hostvars: dict, inventory: Path, out_dir: Path, tests:
         result.error = f"unreachable: {lines[-1] if lines else type(exc).__name__}"
         return result
     try:
-        result.checks = _run_checks(name, inventory, out_dir, tests)
+        result.checks = _run_checks(name, inventory, out_dir, tests, resolved)
     except CitywardError as exc:
         result.error = str(exc)
     return result
@@ -131,13 +132,21 @@ def run_audit(inventory: Path, out_dir: Path, limit: str | None = None, workers:
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     tests = tests or project_root() / "tests" / "controls"
-    hostvars = inventory_hostvars(inventory, limit)
+    resolved = resolve_inventory(inventory, limit)
+    hostvars = resolved["_meta"]["hostvars"]
+    testinfra_inventory.preload(str(inventory), resolved)
     started = _now()
     progress = progress or Progress(len(hostvars))
     workers = max(1, min(workers or 8, len(hostvars)))
     hosts: list[HostResult] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(audit_host, name, hv, inventory, out_dir, tests): name
+    # The per-host processes read the resolved inventory from a private file (it can hold the
+    # vault's values), removed when the audit ends.
+    with tempfile.TemporaryDirectory(prefix="cityward-audit-") as private, \
+            ThreadPoolExecutor(max_workers=workers) as pool:
+        resolved_file = Path(private) / "inventory.json"
+        resolved_file.touch(mode=0o600)
+        resolved_file.write_text(json.dumps(resolved), encoding="utf-8")
+        futures = {pool.submit(audit_host, name, hv, inventory, out_dir, tests, resolved_file): name
                    for name, hv in sorted(hostvars.items())}
         for future in as_completed(futures):
             host = future.result()

@@ -14,43 +14,60 @@ say "molecule: every scenario under molecule/ (Podman containers, Debian 12 and 
 logs="$CITYWARD_HOME/.cache/test-logs"
 mkdir -p "$logs"
 rm -f "$logs"/*.failed
-# A scenario that hangs (a stuck podman exec, a stalled download) must not eat the whole CI budget:
-# past its limit the log gets the processes still running, the scenario is stopped and destroyed,
-# and it counts as failed. Every Ansible task also has a time limit, so a hang names its task.
+# A scenario that hangs (a stuck podman exec, a stalled download: seen once in CI, in site.yml's
+# check run, not reproduced since) must not eat the whole CI budget. Past its limit the log gets
+# the processes still running, the scenario is stopped and destroyed, and it runs once more; a
+# second hang, or any failure, fails the run. Every Ansible task also has a time limit, so a hang
+# inside a task names that task. The limits are about 1.7 times the longest run measured.
 export ANSIBLE_TASK_TIMEOUT="${ANSIBLE_TASK_TIMEOUT:-900}"
-scenario_limit="${CITYWARD_SCENARIO_LIMIT:-1800}"
-run_scenario() {
-  local started=$SECONDS log="$logs/$1.log" pid status=0
+scenario_limit() {
+  if [[ -n ${CITYWARD_SCENARIO_LIMIT:-} ]]; then echo "$CITYWARD_SCENARIO_LIMIT"
+  elif [[ $1 == vm ]]; then echo 1800
+  else echo 1200; fi
+}
+# 0 passed, 1 failed, 124 timed out (stopped, its process tree appended to the log).
+attempt_scenario() {
+  local name=$1 log=$2 limit started=$SECONDS pid status=0
+  limit=$(scenario_limit "$name")
   # Its own session (setsid), so that everything it started can be listed and stopped together.
-  setsid molecule test -s "$1" > "$log" 2>&1 &
+  setsid molecule test -s "$name" >> "$log" 2>&1 &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS - started > scenario_limit)); then
+    if ((SECONDS - started > limit)); then
       {
-        echo "cityward test.sh: molecule/$1 still running after ${scenario_limit} s; what it was doing:"
+        echo "cityward test.sh: molecule/$name still running after $limit s; what it was doing:"
         ps -o pid,etimes,args --forest -s "$pid" || true
       } >> "$log"
       kill -TERM -- "-$pid" 2>/dev/null || true
       sleep 10
       kill -KILL -- "-$pid" 2>/dev/null || true
-      molecule destroy -s "$1" >> "$log" 2>&1 || true
-      echo "  TIMED OUT: molecule/$1 (${scenario_limit} s), log: $log"
-      touch "$logs/$1.failed"
-      return 1
+      molecule destroy -s "$name" >> "$log" 2>&1 || true
+      return 124
     fi
     sleep 5
   done
   wait "$pid" || status=$?
+  ((status == 0)) || return 1
+}
+run_scenario() {
+  local started=$SECONDS log="$logs/$1.log" status=0
+  : > "$log"
+  attempt_scenario "$1" "$log" || status=$?
+  if ((status == 124)); then
+    echo "  TIMED OUT: molecule/$1 after $((SECONDS - started)) s (what it was doing is in $log); running it once more"
+    status=0
+    attempt_scenario "$1" "$log" || status=$?
+  fi
   if ((status == 0)); then
     echo "  passed: molecule/$1 ($((SECONDS - started)) s)"
   else
-    echo "  FAILED: molecule/$1 ($((SECONDS - started)) s), log: $log"
+    echo "  FAILED: molecule/$1 ($((SECONDS - started)) s$( ((status == 124)) && echo ", timed out twice")), log: $log"
     touch "$logs/$1.failed"
     return 1
   fi
 }
-export -f run_scenario
-export logs scenario_limit
+export -f scenario_limit attempt_scenario run_scenario
+export logs
 # The longest first, so that the two lanes finish close together; then any other scenario.
 # vm (the VM tier: QEMU in software emulation, about 15 min) is by far the longest: it starts at
 # once in one lane while the container scenarios run through the other.

@@ -134,6 +134,10 @@ def run_audit(inventory: Path, out_dir: Path, limit: str | None = None, workers:
     tests = tests or project_root() / "tests" / "controls"
     resolved = resolve_inventory(inventory, limit)
     hostvars = resolved["_meta"]["hostvars"]
+    # testinfra multiplexes SSH hosts over one connection each only when the folder of the
+    # control_path ansible.cfg sets exists (Ansible makes it on its first SSH run; a fresh
+    # controller may audit before any).
+    (Path.home() / ".ansible" / "cp").mkdir(mode=0o700, parents=True, exist_ok=True)
     testinfra_inventory.preload(str(inventory), resolved)
     started = _now()
     progress = progress or Progress(len(hostvars))

@@ -327,11 +327,21 @@ def markdown(results: list[Measure], info: dict, when: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def written_notes(markdown_path: Path) -> str:
+    """The sections people wrote under the table of an earlier run (from the first `## ` heading):
+    a new measurement replaces the table, never the reading of it."""
+    if not markdown_path.is_file():
+        return ""
+    text = markdown_path.read_text(encoding="utf-8")
+    start = text.find("\n## ")
+    return "" if start < 0 else text[start:]
+
+
 def save(results: list[Measure], markdown_path: Path, json_path: Path, connection: str = "ssh") -> None:
     info = {**machine(), "connection": connection}
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
-    markdown_path.write_text(markdown(results, info, when), encoding="utf-8")
+    markdown_path.write_text(markdown(results, info, when) + written_notes(markdown_path), encoding="utf-8")
     data = {"measured": when, "machine": info,
             "results": [{**asdict(m), "met": m.met} for m in results]}
     json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

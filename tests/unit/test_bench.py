@@ -70,3 +70,12 @@ def test_too_few_inotify_instances_is_explained_before_anything_starts():
     assert bench.inotify_shortfall(6, 128) is None
     problem = bench.inotify_shortfall(26, 128)
     assert "26 systemd containers" in problem and "sysctl -w fs.inotify.max_user_instances=240" in problem
+
+
+def test_a_new_run_replaces_the_table_and_keeps_the_written_notes(tmp_path):
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\n| old table |\n\n## Reading these numbers\n\nWhy it is slow.\n")
+    bench.save([bench.Measure("cloud_plan", "cloud plan", 1.5, 5.0)], page, page.with_suffix(".json"))
+    text = page.read_text()
+    assert "| old table |" not in text and "| cloud plan | 1.5 s | 5.0 s | yes |" in text
+    assert text.endswith("\n## Reading these numbers\n\nWhy it is slow.\n")

@@ -57,6 +57,9 @@ def test_markdown_shows_missed_targets_and_memory_in_mib():
                                                                     "unreachable": 0}),
         bench.Measure("cloud_plan", "cloud plan", 2.1, 5.0, {"exit": 0}),
         bench.Measure("fleet_peak_rss", "peak memory", 512 * 2**20, bench.TARGETS["fleet_peak_rss"]),
+        bench.Measure("first_converge_20", "fleet", 600.0, 225.0, {"exit": 0, "changed": 9, "failed": 0,
+                                                                   "unreachable": 0, "machine_cpu_seconds": 1180.0,
+                                                                   "cpu_floor_seconds": 560.0}),
     ]
     page = bench.markdown(results, {"cores": 2, "memory_bytes": 8 * 2**30, "ansible": "ansible [core 2.19]",
                                     "python": "3.11"}, "2026-11-24 10:00 UTC")
@@ -64,6 +67,8 @@ def test_markdown_shows_missed_targets_and_memory_in_mib():
     assert "| cloud plan | 2.1 s | 5.0 s | yes |" in page
     assert "| peak memory | 512 MiB | 1536 MiB | yes |" in page
     assert "2 cores" in page
+    assert ("| fleet | 600.0 s | 225.0 s | **no** | 9 changed, 0 failed, 0 unreachable; machine busy 1180 CPU-s; "
+            "no less than 560 s on these 2 cores (the hosts' CPU work, shared) |") in page
 
 
 def test_too_few_inotify_instances_is_explained_before_anything_starts():
@@ -79,3 +84,9 @@ def test_a_new_run_replaces_the_table_and_keeps_the_written_notes(tmp_path):
     text = page.read_text()
     assert "| old table |" not in text and "| cloud plan | 1.5 s | 5.0 s | yes |" in text
     assert text.endswith("\n## Reading these numbers\n\nWhy it is slow.\n")
+
+
+def test_busy_cpu_counts_every_state_but_idle_and_iowait():
+    # user nice system idle iowait irq softirq steal (in clock ticks)
+    ticks = bench.busy_cpu_seconds("cpu  300 10 100 5000 40 5 5 80 0 0")
+    assert ticks * bench.os.sysconf("SC_CLK_TCK") == 500

@@ -167,7 +167,8 @@ chmod 0600 /home/$u/.ssh/authorized_keys
 echo "$u ALL=(ALL:ALL) NOPASSWD: ALL" > /etc/sudoers.d/50-cityward-bench
 chmod 0440 /etc/sudoers.d/50-cityward-bench
 """
-LAB_SUBNET = "10.40.0.0/16"
+# The lab's own network and image settings, read from its inventory rather than stated again here.
+LAB_VARS = ("ansible_python_interpreter", "lab_network", "lab_subnet", "lab_image", "lab_capabilities")
 CONNECTIONS = {
     "ssh": "SSH with pipelining to lab containers, as the automation account",
     "podman": "Podman connection (podman exec) to lab containers",
@@ -201,22 +202,17 @@ def write_inventory(folder: Path, count: int, key: Path | None = None) -> Path:
     (folder / "group_vars").symlink_to(lab / "group_vars")
     (folder / "vault-password.txt").symlink_to(lab / "vault-password.txt")
     record = yaml.safe_load((lab / "host_vars" / "scada-01.yml").read_text(encoding="utf-8"))
+    lab_vars = yaml.safe_load((lab / "hosts.yml").read_text(encoding="utf-8"))["all"]["vars"]
     hosts = {}
     for i in range(1, count + 1):
         address = {"ansible_host": "127.0.0.1", "ansible_port": 2300 + i} if key else \
             {"ansible_host": f"cw-lab-bench-{i:02d}"}
         hosts[f"bench-{i:02d}"] = {**address, "lab_ip": f"10.40.64.{100 + i}", "lab_ssh_port": 2300 + i,
                                    "cityward_zone": "ot-operations", **record}
-    connection = _ssh_vars(key, LAB_SUBNET) if key else {"ansible_connection": "containers.podman.podman"}
+    connection = _ssh_vars(key, lab_vars["lab_subnet"]) if key else {"ansible_connection": "containers.podman.podman"}
     inventory = {"all": {
         "children": {"ot_servers": {"hosts": hosts}},
-        "vars": {
-            **connection,
-            "ansible_python_interpreter": "/usr/bin/python3",
-            "lab_network": "cityward-lab", "lab_subnet": LAB_SUBNET,
-            "lab_image": "localhost/cityward-debian:bookworm", "lab_capabilities": ["NET_ADMIN"],
-            "cityward_patch_serial": "100%",
-        },
+        "vars": {**connection, **{name: lab_vars[name] for name in LAB_VARS}, "cityward_patch_serial": "100%"},
     }}
     (folder / "hosts.yml").write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
     return folder

@@ -123,7 +123,7 @@ REFUSED = [
     ("sshd -t", "ssh", {"ssh_ciphers": ["aes256-gcm@openssh.com", "cityward-no-such-cipher"]},
      "/etc/ssh/sshd_config", "CW-SSH-01 | Render the hardened sshd_config", None),
     ("visudo -cf", "CW-RES-06", {"accounts_admin_group": "cityward admins"},
-     "/etc/sudoers.d/60-cityward", "CW-ACC-05 | Sudo only through the admin group",
+     "/etc/sudoers.d/60-cityward", "CW-ACC-01 | Account policy files",
      "visudo -c >/dev/null && sudo -n -u nobody true && echo sudo works"),
     ("nft -c", "firewall", {"firewall_ssh_port": 70000},
      "/etc/nftables.conf", "CW-FW-02 | Render the ruleset", "nft list ruleset | sha256sum"),

@@ -80,9 +80,9 @@ class ActionModule(ActionBase):
                                 overrides={"trim_blocks": True, "lstrip_blocks": False, "newline_sequence": "\n"})
         return to_bytes(text or "", errors="surrogate_or_strict")
 
-    def _write(self, entry: dict, data: bytes, folder: str, task_vars: dict) -> dict:
+    def _write(self, index: int, entry: dict, data: bytes, folder: str, task_vars: dict) -> dict:
         """Hand one differing file to ansible.builtin.copy, with the bytes that were compared."""
-        local = os.path.join(folder, f"{len(os.listdir(folder))}-{os.path.basename(entry['dest'])}")
+        local = os.path.join(folder, f"{index}-{os.path.basename(entry['dest'])}")
         with open(local, "wb") as handle:
             handle.write(data)
         task = self._task.copy()
@@ -118,12 +118,12 @@ class ActionModule(ActionBase):
         rows, diffs = [], []
         folder = tempfile.mkdtemp(dir=C.DEFAULT_LOCAL_TMP)
         try:
-            for entry, data, differs in zip(entries, rendered, state["differs"], strict=True):
+            for index, (entry, data, differs) in enumerate(zip(entries, rendered, state["differs"], strict=True)):
                 row = {"dest": entry["dest"], "control": entry.get("control"), "changed": False, "differs": differs}
                 rows.append(row)
                 if differs is None:
                     continue
-                written = self._write(entry, data, folder, task_vars)
+                written = self._write(index, entry, data, folder, task_vars)
                 if written.get("failed"):
                     result.update(failed=True, files=rows, changed=any(r["changed"] for r in rows),
                                   msg=f"{entry['dest']} ({entry.get('control') or 'no control'}): "

@@ -38,7 +38,16 @@ def lab(tmp_path):
     return tmp_path
 
 
-def run(lab: Path, files: list, *args: str, value: str = "1", check_validate: str = "grep -q hello %s"):
+def playbook(lab: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run lab/play.yml on this machine with the project's ansible.cfg (which finds cityward_files)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_CACHE_PLUGIN_CONNECTION=str(lab / "facts"),
+               ANSIBLE_LOCAL_TEMP=str(lab / "tmp"), ANSIBLE_FORCE_COLOR="0")
+    return subprocess.run([str(PLAYBOOK_BIN), "-i", "localhost,", "-c", "local", "-e",
+                           f"ansible_python_interpreter={sys.executable}", *args, str(lab / "play.yml")],
+                          capture_output=True, text=True, env=env, cwd=lab, timeout=300)
+
+
+def run(lab: Path, files: list, *args: str):
     """Write a one-task role that manages `files` under lab/out, run it, return (exit, result, output)."""
     task = [{"name": "CW-TEST-01 | files", "cityward_files": {"files": files}, "register": "out"},
             {"name": "Show the result", "ansible.builtin.copy": {
@@ -46,14 +55,10 @@ def run(lab: Path, files: list, *args: str, value: str = "1", check_validate: st
              "check_mode": False}]
     (lab / "roles" / "demo" / "tasks" / "main.yml").write_text(yaml.safe_dump(task))
     play = [{"hosts": "localhost", "gather_facts": False, "roles": ["demo"],
-             "vars": {"demo_value": value, "demo_validate": check_validate}}]
+             "vars": {"demo_value": "1", "demo_validate": "grep -q hello %s"}}]
     (lab / "play.yml").write_text(yaml.safe_dump(play))
     (lab / "result.json").unlink(missing_ok=True)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_CACHE_PLUGIN_CONNECTION=str(lab / "facts"),
-               ANSIBLE_LOCAL_TEMP=str(lab / "tmp"), ANSIBLE_FORCE_COLOR="0")
-    proc = subprocess.run([str(PLAYBOOK_BIN), "-i", "localhost,", "-c", "local", "-e",
-                           f"ansible_python_interpreter={sys.executable}", *args, str(lab / "play.yml")],
-                          capture_output=True, text=True, env=env, cwd=lab, timeout=300)
+    proc = playbook(lab, *args)
     result = json.loads((lab / "result.json").read_text()) if (lab / "result.json").exists() else None
     return proc.returncode, result, proc.stdout + proc.stderr
 
@@ -92,11 +97,7 @@ def test_the_same_bytes_as_the_template_module(lab):
         "src": "a.conf.j2", "dest": str(lab / "out" / "ref.conf"), "mode": "0640"},
         "vars": {"timer": {"unit": "apt-daily.timer"}}}]
     (lab / "roles" / "demo" / "tasks" / "main.yml").write_text(yaml.safe_dump(task))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(lab / "tmp"),
-               ANSIBLE_CACHE_PLUGIN_CONNECTION=str(lab / "facts"))
-    subprocess.run([str(PLAYBOOK_BIN), "-i", "localhost,", "-c", "local", "-e",
-                    f"ansible_python_interpreter={sys.executable}", str(lab / "play.yml")],
-                   check=True, capture_output=True, env=env, cwd=lab, timeout=300)
+    assert playbook(lab).returncode == 0
     assert (lab / "out" / "ref.conf").read_bytes() == (lab / "out" / "a.conf").read_bytes()
 
 

@@ -5,17 +5,10 @@ leaves behind."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOK_BIN = Path(sys.executable).parent / "ansible-playbook"
+from local_play import run_task
 
 TEMPLATE = """# {{ ansible_managed }}
 value={{ demo_value }}
@@ -38,29 +31,10 @@ def lab(tmp_path):
     return tmp_path
 
 
-def playbook(lab: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run lab/play.yml on this machine with the project's ansible.cfg (which finds cityward_files)."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_CACHE_PLUGIN_CONNECTION=str(lab / "facts"),
-               ANSIBLE_LOCAL_TEMP=str(lab / "tmp"), ANSIBLE_FORCE_COLOR="0")
-    return subprocess.run([str(PLAYBOOK_BIN), "-i", "localhost,", "-c", "local", "-e",
-                           f"ansible_python_interpreter={sys.executable}", *args, str(lab / "play.yml")],
-                          capture_output=True, text=True, env=env, cwd=lab, timeout=300)
-
-
 def run(lab: Path, files: list, *args: str):
-    """Write a one-task role that manages `files` under lab/out, run it, return (exit, result, output)."""
-    task = [{"name": "CW-TEST-01 | files", "cityward_files": {"files": files}, "register": "out"},
-            {"name": "Show the result", "ansible.builtin.copy": {
-                "content": "{{ out | to_json }}", "dest": str(lab / "result.json"), "mode": "0600"},
-             "check_mode": False}]
-    (lab / "roles" / "demo" / "tasks" / "main.yml").write_text(yaml.safe_dump(task))
-    play = [{"hosts": "localhost", "gather_facts": False, "roles": ["demo"],
-             "vars": {"demo_value": "1", "demo_validate": "grep -q hello %s"}}]
-    (lab / "play.yml").write_text(yaml.safe_dump(play))
-    (lab / "result.json").unlink(missing_ok=True)
-    proc = playbook(lab, *args)
-    result = json.loads((lab / "result.json").read_text()) if (lab / "result.json").exists() else None
-    return proc.returncode, result, proc.stdout + proc.stderr
+    """Manage `files` under lab/out in a one-task role; return (exit, result, output)."""
+    return run_task(lab, {"name": "CW-TEST-01 | files", "cityward_files": {"files": files}}, *args,
+                    play_vars={"demo_value": "1", "demo_validate": "grep -q hello %s"})
 
 
 def three(lab: Path) -> list:
@@ -93,11 +67,10 @@ def test_writes_every_file_then_reports_nothing_changed(lab):
 def test_the_same_bytes_as_the_template_module(lab):
     """What a host converged by ansible.builtin.template holds is what this action expects."""
     assert run(lab, three(lab))[0] == 0
-    task = [{"name": "Reference", "ansible.builtin.template": {
+    code, _, output = run_task(lab, {"name": "Reference", "ansible.builtin.template": {
         "src": "a.conf.j2", "dest": str(lab / "out" / "ref.conf"), "mode": "0640"},
-        "vars": {"timer": {"unit": "apt-daily.timer"}}}]
-    (lab / "roles" / "demo" / "tasks" / "main.yml").write_text(yaml.safe_dump(task))
-    assert playbook(lab).returncode == 0
+        "vars": {"timer": {"unit": "apt-daily.timer"}}}, play_vars={"demo_value": "1"})
+    assert code == 0, output
     assert (lab / "out" / "ref.conf").read_bytes() == (lab / "out" / "a.conf").read_bytes()
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -117,12 +118,14 @@ class Timed:
     peak_rss: int  # bytes, summed over the process tree
     peak_pss: int
     cpu: float  # the machine's busy CPU-seconds meanwhile
+    own_cpu: float = 0.0  # CPU-seconds of the command's own process tree (user + system)
 
 
 def run_timed(cmd: list[str], env: dict[str, str], log: Path) -> Timed:
     """Time one command, following the memory of its process tree and the machine's CPU."""
     log.parent.mkdir(parents=True, exist_ok=True)
     busy = busy_cpu_seconds()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     peak_rss = peak_pss = 0
     with log.open("w", encoding="utf-8") as out:
@@ -131,8 +134,13 @@ def run_timed(cmd: list[str], env: dict[str, str], log: Path) -> Timed:
             rss, pss = tree_memory(proc.pid)
             peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
             time.sleep(0.25)
-    return Timed(time.monotonic() - start, proc.returncode, log.read_text(encoding="utf-8", errors="replace"),
-                 peak_rss, peak_pss, busy_cpu_seconds() - busy)
+    seconds = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # The command and the descendants it waited for (Ansible's forks and their ssh clients; not the
+    # ssh connection masters, which detach): what this machine did as the controller.
+    own = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Timed(seconds, proc.returncode, log.read_text(encoding="utf-8", errors="replace"),
+                 peak_rss, peak_pss, busy_cpu_seconds() - busy, own)
 
 
 def recap(output: str) -> dict[str, int]:
@@ -280,7 +288,8 @@ class Bench:
         run = run_timed(cmd, self.env(), log)
         totals = recap(run.output)
         detail = {"exit": run.exit, **totals, "peak_rss_bytes": run.peak_rss, "peak_pss_bytes": run.peak_pss,
-                  "machine_cpu_seconds": round(run.cpu, 1), "log": str(log)}
+                  "machine_cpu_seconds": round(run.cpu, 1), "controller_cpu_seconds": round(run.own_cpu, 1),
+                  "log": str(log)}
         measure = Measure(name, what, round(run.seconds, 1), target, detail)
         _say(f"{what}: {run.seconds:.1f} s, {totals['changed']} changed, {totals['failed']} failed (exit {run.exit})")
         self.results.append(measure)
@@ -365,6 +374,8 @@ def markdown(results: list[Measure], info: dict, when: str) -> str:
                          f"{m.detail['unreachable']} unreachable")
         if "machine_cpu_seconds" in m.detail:
             notes.append(f"machine busy {m.detail['machine_cpu_seconds']:.0f} CPU-s")
+        if "controller_cpu_seconds" in m.detail:
+            notes.append(f"controller {m.detail['controller_cpu_seconds']:.0f} CPU-s of it")
         if "cpu_floor_seconds" in m.detail:
             notes.append(f"no less than {m.detail['cpu_floor_seconds']:.0f} s on these {info['cores']} cores "
                          "(the hosts' CPU work, shared)")

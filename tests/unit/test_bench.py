@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import yaml
 
@@ -59,6 +60,7 @@ def test_markdown_shows_missed_targets_and_memory_in_mib():
         bench.Measure("fleet_peak_rss", "peak memory", 512 * 2**20, bench.TARGETS["fleet_peak_rss"]),
         bench.Measure("first_converge_20", "fleet", 600.0, 225.0, {"exit": 0, "changed": 9, "failed": 0,
                                                                    "unreachable": 0, "machine_cpu_seconds": 1180.0,
+                                                                   "controller_cpu_seconds": 301.4,
                                                                    "cpu_floor_seconds": 560.0}),
     ]
     page = bench.markdown(results, {"cores": 2, "memory_bytes": 8 * 2**30, "ansible": "ansible [core 2.19]",
@@ -68,7 +70,7 @@ def test_markdown_shows_missed_targets_and_memory_in_mib():
     assert "| peak memory | 512 MiB | 1536 MiB | yes |" in page
     assert "2 cores" in page
     assert ("| fleet | 600.0 s | 225.0 s | **no** | 9 changed, 0 failed, 0 unreachable; machine busy 1180 CPU-s; "
-            "no less than 560 s on these 2 cores (the hosts' CPU work, shared) |") in page
+            "controller 301 CPU-s of it; no less than 560 s on these 2 cores (the hosts' CPU work, shared) |") in page
 
 
 def test_too_few_inotify_instances_is_explained_before_anything_starts():
@@ -90,3 +92,14 @@ def test_busy_cpu_counts_every_state_but_idle_and_iowait():
     # user nice system idle iowait irq softirq steal (in clock ticks)
     ticks = bench.busy_cpu_seconds("cpu  300 10 100 5000 40 5 5 80 0 0")
     assert ticks * bench.os.sysconf("SC_CLK_TCK") == 500
+
+
+def test_run_timed_counts_the_command_trees_own_cpu(tmp_path):
+    """A child that burns CPU in a grandchild: the controller CPU counts the grandchild too, and
+    idle waiting counts for nothing."""
+    burn = "import time; end = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
+    cmd = [sys.executable, "-c", f"import subprocess, sys, time; subprocess.run([sys.executable, '-c', {burn!r}]); "
+                                 "time.sleep(0.3)"]
+    timed = bench.run_timed(cmd, dict(os.environ), tmp_path / "log")
+    assert timed.exit == 0
+    assert 0.35 <= timed.own_cpu < timed.seconds

@@ -39,3 +39,11 @@ def run_task(lab: Path, task: dict, *args: str, play_vars: dict | None = None):
     proc = playbook(lab, *args)
     result = json.loads((lab / "result.json").read_text()) if (lab / "result.json").exists() else None
     return proc.returncode, result, proc.stdout + proc.stderr
+
+
+def assert_refused(code: int, output: str, message: str, host_command: str) -> None:
+    """The run failed with `message`, without a traceback and before `host_command` reached the host."""
+    assert code != 0
+    assert message in output
+    assert host_command not in output
+    assert "Traceback" not in output

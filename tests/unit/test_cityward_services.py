@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from local_play import ROOT, run_task
+from local_play import ROOT, assert_refused, run_task
 
 SPEC = importlib.util.spec_from_file_location("cityward_services", ROOT / "plugins" / "action" / "cityward_services.py")
 PLUGIN = importlib.util.module_from_spec(SPEC)
@@ -30,10 +30,7 @@ def services(lab, args: dict, *flags: str):
 ])
 def test_bad_input_is_refused_before_the_host_is_asked(tmp_path, args, message):
     code, _, output = services(tmp_path, args)
-    assert code != 0
-    assert message in output
-    assert "systemctl" not in output
-    assert "Traceback" not in output
+    assert_refused(code, output, message, "systemctl")
 
 
 def test_an_unreadable_answer_hands_the_units_to_the_module(tmp_path):

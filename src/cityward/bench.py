@@ -118,7 +118,7 @@ class Timed:
     peak_rss: int  # bytes, summed over the process tree
     peak_pss: int
     cpu: float  # the machine's busy CPU-seconds meanwhile
-    own_cpu: float = 0.0  # CPU-seconds of the command's own process tree (user + system)
+    own_cpu: float  # CPU-seconds of the command's own process tree (user + system)
 
 
 def run_timed(cmd: list[str], env: dict[str, str], log: Path) -> Timed:

@@ -4,6 +4,7 @@ plugins/action."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -14,6 +15,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK_BIN = Path(sys.executable).parent / "ansible-playbook"
+
+
+def load_action(name: str):
+    """plugins/action/<name>.py as a Python module, to test its pure functions directly."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "plugins" / "action" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def playbook(lab: Path, *args: str) -> subprocess.CompletedProcess:

@@ -5,15 +5,12 @@ Installing and purging for real happens in every Molecule scenario (first run, t
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 
 import pytest
-from local_play import ROOT, assert_refused, run_task
+from local_play import assert_refused, load_action, run_task
 
-SPEC = importlib.util.spec_from_file_location("cityward_packages", ROOT / "plugins" / "action" / "cityward_packages.py")
-PLUGIN = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(PLUGIN)
+PLUGIN = load_action("cityward_packages")
 NO_SUCH = "cityward-no-such-package"
 
 

@@ -7,14 +7,10 @@ idempotence) and in `cityward bench`'s second run."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
-from local_play import ROOT, assert_refused, run_task
+from local_play import assert_refused, load_action, run_task
 
-SPEC = importlib.util.spec_from_file_location("cityward_services", ROOT / "plugins" / "action" / "cityward_services.py")
-PLUGIN = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(PLUGIN)
+PLUGIN = load_action("cityward_services")
 
 
 def services(lab, args: dict, *flags: str):

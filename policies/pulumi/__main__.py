@@ -1,8 +1,9 @@
 """The cityward policy pack. Only this file builds the PolicyPack (it starts a gRPC server and
-never returns); the rules live in cityward_rules.py so tests and `cityward cloud plan` import them."""
+never returns); the rules are cityward.cloud.rules, so tests and `cityward cloud plan` run them."""
 
-from cityward_rules import ENFORCEMENT_LEVEL, POLICIES
 from pulumi_policy import PolicyPack
+
+from cityward.cloud.rules import ENFORCEMENT_LEVEL, POLICIES
 
 PolicyPack(
     name="cityward-aws",

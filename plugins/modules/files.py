@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Host side of the cityward_files action: which of a role's managed files differ from what the
+"""Host side of the cityward.hardening.files action: which of a role's managed files differ from what the
 controller rendered? One module run answers for every file, where template/copy take two each."""
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ import stat
 from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
-module: cityward_files
+module: files
+version_added: 0.2.0
 short_description: Manage several files of a role in one task, checked in one remote call
 description:
   - Renders or reads every entry on the controller, asks the host in one module run which files
     already have that content, owner, group and mode, and hands only the ones that differ to
     ansible.builtin.copy (so C(validate), check mode, diff mode and atomic writes work as there).
   - Stops at the first file that fails; the task then fails naming that file and its control.
-  - The action plugin (plugins/action/cityward_files.py) does the work; this module is the
+  - The action plugin (plugins/action/files.py) does the work; this module is the
     read-only comparison it runs on the host.
 options:
   files:
@@ -31,7 +32,30 @@ options:
     type: list
     elements: dict
     required: true
-author: cityward
+notes:
+  - A template sees the task's variables plus its entry's C(vars); the variables the template
+    action adds (C(template_path), C(template_host), ...) are not offered.
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: full}
+  platform: {platforms: posix}
+author: cityward maintainers
+"""
+
+EXAMPLES = r"""
+- name: CW-ACC-01 | Lockout policy and password quality, in one task
+  cityward.hardening.files:
+    files:
+      - template: faillock.conf.j2
+        dest: /etc/security/faillock.conf
+        owner: root
+        group: root
+        mode: "0644"
+        control: CW-ACC-01
+      - content: "umask 027\n"
+        dest: /etc/profile.d/cityward-umask.sh
+        mode: "0644"
+        control: CW-ACC-06
 """
 
 RETURN = r"""
@@ -41,10 +65,18 @@ files:
   elements: dict
   returned: always
   contains:
-    dest: {description: The path, type: str}
-    control: {description: The control ID given for the file, type: str}
-    changed: {description: Whether the file was (or under --check would be) written, type: bool}
-    differs: {description: What differed (missing, type, mode, owner, group, content) or null, type: str}
+    dest:
+      description: The path.
+      type: str
+    control:
+      description: The control ID given for the file.
+      type: str
+    changed:
+      description: Whether the file was (or under --check would be) written.
+      type: bool
+    differs:
+      description: What differed (missing, type, mode, owner, group, content), or null when nothing did.
+      type: str
 """
 
 
@@ -86,9 +118,9 @@ def main() -> None:
     try:
         found = [difference(entry, module.sha1) for entry in module.params["files"]]
     except (KeyError, ValueError, TypeError) as exc:
-        module.fail_json(msg=f"cityward_files: malformed comparison request ({exc}); use the action, not the module")
+        module.fail_json(msg=f"files: malformed comparison request ({exc}); use the action, not the module")
     except OSError as exc:
-        module.fail_json(msg=f"cityward_files: cannot read {exc.filename}: {exc.strerror}")
+        module.fail_json(msg=f"files: cannot read {exc.filename}: {exc.strerror}")
     module.exit_json(changed=False, differs=found)
 
 

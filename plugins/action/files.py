@@ -1,11 +1,16 @@
-"""cityward_files: a role's managed files in one task and, when nothing changed, one remote call.
+"""cityward.hardening.files: a role's managed files in one task and, when nothing changed, one remote call.
 
 ansible.builtin.template and copy each run two modules on the host for a file that is already right
 (stat for the checksum, then file for owner and mode), and a loop runs them per item. A second
 run of site.yml spends about half its time there. This action renders every entry on the
-controller, asks the host once (the cityward_files module) which files differ, and hands only
+controller, asks the host once (the files module, its host side) which files differ, and hands only
 those to ansible.builtin.copy with the bytes it compared, so what is written is exactly what was
 checked, and validate, check mode, diff mode and atomic writes behave as in copy.
+
+Only public interfaces of ansible-core: ActionBase's own helpers, the Templar and DataLoader
+methods, the copy action through the action loader. A template is rendered with the task's
+variables plus the entry's `vars`; the template action's generated variables (template_path,
+template_host, ...) are not offered, and `ansible_managed` only when the play sets it.
 """
 from __future__ import annotations
 
@@ -16,7 +21,6 @@ import shutil
 import tempfile
 
 from ansible import constants as C
-from ansible._internal._templating import _template_vars  # the template action's own variables
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
@@ -31,24 +35,24 @@ def check_entry(index: int, entry) -> dict:
     """The entry with its mode as an octal string; AnsibleActionFail naming the entry and field."""
     where = f"files[{index}]"
     if not isinstance(entry, dict):
-        raise AnsibleActionFail(f"cityward_files: {where} must be a mapping, got {type(entry).__name__}")
+        raise AnsibleActionFail(f"files: {where} must be a mapping, got {type(entry).__name__}")
     where = f"files[{index}] ({entry.get('dest', 'no dest')})"
     unknown = sorted(set(entry) - KEYS)
     if unknown:
-        raise AnsibleActionFail(f"cityward_files: {where}: unknown field(s) {', '.join(unknown)}")
+        raise AnsibleActionFail(f"files: {where}: unknown field(s) {', '.join(unknown)}")
     dest = entry.get("dest")
     if not isinstance(dest, str) or not dest.startswith("/"):
-        raise AnsibleActionFail(f"cityward_files: {where}: field dest must be an absolute path")
+        raise AnsibleActionFail(f"files: {where}: field dest must be an absolute path")
     given = [key for key in SOURCES if key in entry]
     if len(given) != 1:
-        raise AnsibleActionFail(f"cityward_files: {where}: give exactly one of {', '.join(SOURCES)}")
+        raise AnsibleActionFail(f"files: {where}: give exactly one of {', '.join(SOURCES)}")
     if not isinstance(entry.get("vars", {}), dict):
-        raise AnsibleActionFail(f"cityward_files: {where}: field vars must be a mapping of template variables")
+        raise AnsibleActionFail(f"files: {where}: field vars must be a mapping of template variables")
     mode = entry.get("mode")
     if isinstance(mode, int):  # YAML 0644 without quotes reaches us as 420
         mode = format(mode, "04o")
     if mode is not None and not OCTAL.match(str(mode)):
-        raise AnsibleActionFail(f"cityward_files: {where}: field mode must be an octal string such as '0644'")
+        raise AnsibleActionFail(f"files: {where}: field mode must be an octal string such as '0644'")
     checked = dict(entry)
     if mode is not None:
         checked["mode"] = str(mode)
@@ -68,12 +72,10 @@ class ActionModule(ActionBase):
             with open(self._find_needle("files", entry["src"]), "rb") as handle:
                 return handle.read()
         source = self._find_needle("templates", entry["template"])
-        searchpath = list(task_vars.get("ansible_search_path", [])) + [self._loader._basedir, os.path.dirname(source)]
+        searchpath = list(task_vars.get("ansible_search_path", [])) + [self._loader.get_basedir(),
+                                                                         os.path.dirname(source)]
         searchpath = [path for base in searchpath for path in (os.path.join(base, "templates"), base)]
         variables = dict(task_vars, **entry.get("vars", {}))
-        variables.update(_template_vars.generate_ansible_template_vars(
-            path=entry["template"], fullpath=source, dest_path=entry["dest"],
-            include_ansible_managed="ansible_managed" not in variables))
         templar = self._templar.copy_with_new_env(searchpath=searchpath, available_variables=variables)
         text = templar.template(trust_as_template(self._loader.get_text_file_contents(source)),
                                 escape_backslashes=False,
@@ -98,19 +100,19 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         files = self._task.args.get("files")
         if not isinstance(files, list) or not files:
-            raise AnsibleActionFail("cityward_files: files must be a non-empty list of files")
+            raise AnsibleActionFail("files: field files must be a non-empty list of files")
         entries = [check_entry(index, entry) for index, entry in enumerate(files)]
         try:
             rendered = [self._render(entry, task_vars) for entry in entries]
         except AnsibleError as exc:
-            raise AnsibleActionFail(f"cityward_files: {exc}") from exc
+            raise AnsibleActionFail(f"files: {exc}") from exc
 
         # sha1: the checksum ansible.builtin.copy compares with, so both agree on "the same file".
         wanted = [{"dest": entry["dest"], "owner": entry.get("owner"), "group": entry.get("group"),
                    "mode": entry.get("mode"), "size": len(data),
                    "checksum": hashlib.sha1(data, usedforsecurity=False).hexdigest()}
                   for entry, data in zip(entries, rendered, strict=True)]
-        state = self._execute_module("ansible.legacy.cityward_files", module_args={"files": wanted},
+        state = self._execute_module("cityward.hardening.files", module_args={"files": wanted},
                                      task_vars=task_vars)
         if state.get("failed"):
             return state
@@ -134,8 +136,9 @@ class ActionModule(ActionBase):
                 if written.get("diff"):
                     diffs.extend(written["diff"] if isinstance(written["diff"], list) else [written["diff"]])
         finally:
+            # The remote temporary folder, if a module run made one, goes in ActionBase.cleanup(),
+            # which the task executor calls after run().
             shutil.rmtree(folder, ignore_errors=True)
-            self._remove_tmp_path(self._connection._shell.tmpdir)
         result.update(changed=any(row["changed"] for row in rows), files=rows)
         if diffs:
             result["diff"] = diffs

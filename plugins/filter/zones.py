@@ -1,59 +1,46 @@
-"""Ansible filters over the cityward segmentation policy (policies/zones.yml).
+"""Filters over the cityward segmentation policy (cityward_zones / cityward_zones_file).
 
-They run on the controller, where cityward is installed (the .venv Ansible runs from), so a bad
-policy is refused with the loader's one-line message, naming the file, the entry and the field,
-before any task touches a host (control CW-FW-01).
+They run on the controller, so a bad or missing policy is refused with one line naming the
+variable, the file, the entry and the field, before any task touches a host (control CW-FW-01).
+The policy model is the collection's own (plugins/plugin_utils/zones.py).
 
-    policy: "{{ 'policies/zones.yml' | cityward_zones }}"
-    rules:  "{{ policy | cityward_host_rules(zone, host=inventory_hostname, service_hosts=...) }}"
+    policy: "{{ firewall_zones | cityward.hardening.zones_policy(file=firewall_zones_file,
+                                                                 inventory_dir=inventory_dir) }}"
+    rules:  "{{ policy | cityward.hardening.host_rules(zone, host=inventory_hostname, service_hosts=...) }}"
 """
 
 from __future__ import annotations
 
 import ipaddress
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    from cityward.errors import CitywardError
-    from cityward.zones import load_zones, parse_zones
-except ImportError:  # a controller without the package installed: use this checkout's sources
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-    try:
-        from cityward.errors import CitywardError
-        from cityward.zones import load_zones, parse_zones
-    except ImportError as exc:
-        raise AnsibleFilterError(
-            f"cityward_zones: cannot import the cityward package on the controller ({exc}); "
-            "run Ansible from the project's .venv (source scripts/bootstrap.sh)") from None
+from ansible_collections.cityward.hardening.plugins.plugin_utils.errors import CitywardError
+from ansible_collections.cityward.hardening.plugins.plugin_utils.zones import parse_zones, policy_input
 
 
-def _plain(value: Any) -> Any:
+def as_builtin(value: Any) -> Any:
     """Ansible's lazy, tagged containers and scalars as built-in Python types (what pydantic expects)."""
     if isinstance(value, Mapping):
-        return {_plain(k): _plain(v) for k, v in value.items()}
+        return {as_builtin(k): as_builtin(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [as_builtin(v) for v in value]
     for kind in (bool, int, float, str):
         if isinstance(value, kind):
             return kind(value)
     return value
 
 
-def cityward_zones(source: Any) -> dict[str, Any]:
-    """Validate a zones policy (a file path, or already-parsed data) and return it as plain data."""
+def zones_policy(policy: Any, file: Any = None, inventory_dir: Any = None) -> dict[str, Any]:
+    """Validate the zones policy a host was given, as plain data: `policy` is the value of
+    cityward_zones (the policy itself), `file` of cityward_zones_file (its path, relative paths
+    taken from `inventory_dir`). Exactly one of them."""
     try:
-        if isinstance(source, Mapping):
-            policy = parse_zones(_plain(source), "zones policy")
-        else:
-            policy = load_zones(Path(str(source)).expanduser())
+        loaded = policy_input(as_builtin(policy), as_builtin(file), as_builtin(inventory_dir))
     except CitywardError as exc:
         raise AnsibleFilterError(f"CW-FW-01 refused the zones policy: {exc}") from None
-    return policy.as_data()
+    return loaded.as_data()
 
 
 def _ip_list(values: Any, host: str, variable: str) -> list[str]:
@@ -70,15 +57,14 @@ def _ip_list(values: Any, host: str, variable: str) -> list[str]:
     return result
 
 
-def cityward_host_rules(policy_data: Any, zone: Any, host: str = "?", service_hosts: Any = None,
-                        dns_resolvers: Any = None, extra_management: Any = None,
-                        controller: Any = "") -> dict[str, Any]:
+def host_rules(policy_data: Any, zone: Any, host: str = "?", service_hosts: Any = None,
+               dns_resolvers: Any = None, extra_management: Any = None, controller: Any = "") -> dict[str, Any]:
     """What the firewall of `host` in `zone` opens (see ZonesPolicy.host_rules), plus the role's
     own inputs checked here: DNS resolvers, extra management sources and the address the
     controller connects from (SSH_CLIENT), kept open during the run when no management CIDR
     already covers it (CW-FW-04)."""
-    policy_data, zone, service_hosts = _plain(policy_data), _plain(zone), _plain(service_hosts)
-    dns_resolvers, extra_management = _plain(dns_resolvers), _plain(extra_management)
+    policy_data, zone, service_hosts = as_builtin(policy_data), as_builtin(zone), as_builtin(service_hosts)
+    dns_resolvers, extra_management = as_builtin(dns_resolvers), as_builtin(extra_management)
     try:
         policy = parse_zones(policy_data, "zones policy")
     except CitywardError as exc:
@@ -118,4 +104,4 @@ class FilterModule:
     """cityward zones policy filters."""
 
     def filters(self):
-        return {"cityward_zones": cityward_zones, "cityward_host_rules": cityward_host_rules}
+        return {"zones_policy": zones_policy, "host_rules": host_rules}

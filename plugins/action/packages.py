@@ -1,4 +1,4 @@
-"""cityward_packages: a role's Debian packages in one task and, when nothing is to do, no module run.
+"""cityward.hardening.packages: a role's Debian packages in one task and, when nothing is to do, no module run.
 
 ansible.builtin.apt opens python-apt's cache on every run, ~0.4 s on a small host even when every
 package is already there, and each role used to refresh the index in a task of its own. This
@@ -32,10 +32,10 @@ def names(args: dict, field: str) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise AnsibleActionFail(f"cityward_packages: field {field} must be a list of package names")
+        raise AnsibleActionFail(f"packages: field {field} must be a list of package names")
     for index, name in enumerate(value):
         if not isinstance(name, str) or not NAME.match(name):
-            raise AnsibleActionFail(f"cityward_packages: {field}[{index}] ({name!r}) is not a plain Debian package "
+            raise AnsibleActionFail(f"packages: {field}[{index}] ({name!r}) is not a plain Debian package "
                                     "name (no version, wildcard or architecture)")
     return list(dict.fromkeys(value))
 
@@ -81,22 +81,22 @@ class ActionModule(ActionBase):
         args = self._task.args
         present, absent = names(args, "present"), names(args, "absent")
         if not present and not absent and not args.get("update_cache"):
-            raise AnsibleActionFail("cityward_packages: give present or absent packages, or update_cache: true")
+            raise AnsibleActionFail("packages: give present or absent packages, or update_cache: true")
         both = sorted(set(present) & set(absent))
         if both:
-            raise AnsibleActionFail(f"cityward_packages: {', '.join(both)} in both present and absent")
+            raise AnsibleActionFail(f"packages: {', '.join(both)} in both present and absent")
         try:
             purge = boolean(args.get("purge", False), strict=True)
             refresh = boolean(args.get("update_cache", False), strict=True)
             valid = int(args["cache_valid_time"] if "cache_valid_time" in args else
                         self._templar.template(task_vars.get("cityward_apt_cache_valid_time", 3600)))
         except (TypeError, ValueError) as exc:
-            raise AnsibleActionFail(f"cityward_packages: purge, update_cache (true/false) or cache_valid_time "
+            raise AnsibleActionFail(f"packages: purge, update_cache (true/false) or cache_valid_time "
                                     f"(seconds): {exc}") from exc
 
         seen = self._low_level_execute_command(query(present + absent), sudoable=False)
         if seen.get("rc") != 0:
-            raise AnsibleActionFail(f"cityward_packages: could not read dpkg's state on the host: "
+            raise AnsibleActionFail(f"packages: could not read dpkg's state on the host: "
                                     f"{seen.get('stderr', '').strip() or seen.get('rc')}")
         status, age = parse(seen.get("stdout", ""))
         gone = ("n", "c") if not purge else ("n",)  # 'c': only configuration files left
@@ -109,7 +109,7 @@ class ActionModule(ActionBase):
             # install from a current index. Refreshing the index changes no package.
             updated = self._apt({"update_cache": True, "cache_valid_time": valid}, task_vars, check_mode=False)
             if updated.get("failed"):
-                return dict(updated, msg=f"cityward_packages: refreshing the index: {updated.get('msg', '')}")
+                return dict(updated, msg=f"packages: refreshing the index: {updated.get('msg', '')}")
             result["cache_updated"] = bool(updated.get("cache_updated"))
 
         steps = []
@@ -126,7 +126,7 @@ class ActionModule(ActionBase):
             if done.get("diff"):
                 result.setdefault("diff", []).append(done["diff"])
             if done.get("failed"):
-                result.update(failed=True, msg=f"cityward_packages: {step['state']} {', '.join(step['name'])}: "
+                result.update(failed=True, msg=f"packages: {step['state']} {', '.join(step['name'])}: "
                                                f"{done.get('msg', 'apt failed')}",
                               stdout=done.get("stdout", ""), stderr=done.get("stderr", ""))
                 return result

@@ -1,4 +1,4 @@
-"""cityward_services: keep systemd units enabled and running (or disabled and stopped) in one task,
+"""cityward.hardening.services: keep systemd units enabled and running (or disabled and stopped) in one task,
 and, when they already are, without a module run.
 
 ansible.builtin.systemd_service costs one module run per unit, ~0.2 s on a small host, to find
@@ -28,10 +28,10 @@ def units(args: dict) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:
-        raise AnsibleActionFail("cityward_services: field names must be a non-empty list of unit names")
+        raise AnsibleActionFail("services: field names must be a non-empty list of unit names")
     for index, name in enumerate(value):
         if not isinstance(name, str) or not UNIT.match(name):
-            raise AnsibleActionFail(f"cityward_services: names[{index}] ({name!r}) is not a systemd unit name")
+            raise AnsibleActionFail(f"services: names[{index}] ({name!r}) is not a systemd unit name")
     return list(dict.fromkeys(value))
 
 
@@ -67,15 +67,15 @@ class ActionModule(ActionBase):
         names = units(args)
         state = args.get("state")
         if state is not None and state not in STATES:
-            raise AnsibleActionFail(f"cityward_services: field state must be one of {', '.join(STATES)}, got {state!r}")
+            raise AnsibleActionFail(f"services: field state must be one of {', '.join(STATES)}, got {state!r}")
         try:
             enabled = None if args.get("enabled") is None else boolean(args["enabled"], strict=True)
             reload = boolean(args.get("daemon_reload", False), strict=True)
         except TypeError as exc:
-            raise AnsibleActionFail(f"cityward_services: enabled and daemon_reload must be true or false: {exc}") \
+            raise AnsibleActionFail(f"services: enabled and daemon_reload must be true or false: {exc}") \
                 from exc
         if enabled is None and state is None:
-            raise AnsibleActionFail("cityward_services: give enabled, state or both")
+            raise AnsibleActionFail("services: give enabled, state or both")
 
         pending = names
         if not reload:  # a daemon-reload is the module's job, for every unit
@@ -92,6 +92,6 @@ class ActionModule(ActionBase):
             result["changed"] = result["changed"] or bool(done.get("changed"))
             if done.get("failed"):
                 result.update(failed=True,
-                              msg=f"cityward_services: {name}: {done.get('msg', 'systemd_service failed')}")
+                              msg=f"services: {name}: {done.get('msg', 'systemd_service failed')}")
                 return result
         return result

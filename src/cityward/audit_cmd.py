@@ -72,7 +72,7 @@ def _run(args) -> int:
 def register(sub) -> None:
     parser = sub.add_parser(
         "audit", help="verify every control on an inventory's hosts and write the evidence",
-        description="Run the checks of tests/controls against each host (over the inventory's own "
+        description="Run the control checks (cityward.checks) against each host (over the inventory's own "
         "connection, hosts in parallel), collect an SBOM per host, and report every control and every "
         "item of both checklists as pass, fail, skipped or not applicable. Exit 1 when a mandatory "
         "control fails or a host is unreachable.",

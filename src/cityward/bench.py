@@ -29,7 +29,6 @@ import yaml
 
 from cityward.errors import CitywardError
 from cityward.lab import containers
-from cityward.paths import project_root
 
 # Measured: a booted systemd container holds 6 to 7 inotify instances.
 INOTIFY_PER_CONTAINER = 8
@@ -129,7 +128,7 @@ def run_timed(cmd: list[str], env: dict[str, str], log: Path) -> Timed:
     start = time.monotonic()
     peak_rss = peak_pss = 0
     with log.open("w", encoding="utf-8") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=project_root())
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         while proc.poll() is None:
             rss, pss = tree_memory(proc.pid)
             peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
@@ -200,10 +199,11 @@ def _ssh_vars(key: Path, subnet: str) -> dict:
     }
 
 
-def write_inventory(folder: Path, count: int, key: Path | None = None) -> Path:
-    """A lab inventory of `count` bench hosts that shares the lab's group_vars and vault; over SSH
-    with `key` (the automation account's private key), else over the Podman connection."""
-    lab = project_root() / "inventories" / "lab"
+def write_inventory(folder: Path, count: int, lab: Path, key: Path | None = None) -> Path:
+    """A lab inventory of `count` bench hosts that shares the group_vars, vault and zones policy of
+    the lab inventory `lab`; over SSH with `key` (the automation account's private key), else over
+    the Podman connection."""
+    lab = lab.resolve()
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -220,7 +220,8 @@ def write_inventory(folder: Path, count: int, key: Path | None = None) -> Path:
     connection = _ssh_vars(key, lab_vars["lab_subnet"]) if key else {"ansible_connection": "containers.podman.podman"}
     inventory = {"all": {
         "children": {"ot_servers": {"hosts": hosts}},
-        "vars": {**connection, **{name: lab_vars[name] for name in LAB_VARS}, "cityward_patch_serial": "100%"},
+        "vars": {**connection, **{name: lab_vars[name] for name in LAB_VARS}, "cityward_patch_serial": "100%",
+                 "cityward_zones_file": os.path.normpath(lab / lab_vars["cityward_zones_file"])},
     }}
     (folder / "hosts.yml").write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
     return folder
@@ -238,13 +239,14 @@ def automation_key(folder: Path) -> Path:
 
 
 class Bench:
-    def __init__(self, work: Path, connection: str = "ssh"):
+    def __init__(self, work: Path, lab: Path, connection: str = "ssh"):
         self.work = work
+        self.lab = lab
         self.connection = connection
         self.results: list[Measure] = []
 
     def env(self) -> dict[str, str]:
-        env = containers.lab_env(project_root() / "inventories" / "lab")
+        env = containers.lab_env(self.lab)
         env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(self.work / "facts")
         env["ANSIBLE_FORCE_COLOR"] = "0"
         return env
@@ -263,7 +265,7 @@ class Bench:
     def fresh_hosts(self, count: int) -> Path:
         """Remove any bench container and cached facts, then start `count` fresh ones."""
         key = automation_key(self.work) if self.connection == "ssh" else None
-        inventory = write_inventory(self.work / f"inventory-{count}", count, key)
+        inventory = write_inventory(self.work / f"inventory-{count}", count, self.lab, key)
         for name in containers.status(inventory):
             containers.podman("rm", "-f", "-t", "0", name["container"], check=False)
         self.check_inotify(count)
@@ -283,7 +285,7 @@ class Bench:
 
     def converge(self, name: str, what: str, inventory: Path, forks: int, target: float | None) -> Measure:
         _say(f"{what} ...")
-        cmd = ["ansible-playbook", "-i", str(inventory), "--forks", str(forks), "playbooks/site.yml"]
+        cmd = ["ansible-playbook", "-i", str(inventory), "--forks", str(forks), "cityward.hardening.site"]
         log = self.work / "logs" / f"{name}.log"
         run = run_timed(cmd, self.env(), log)
         totals = recap(run.output)

@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from cityward import bench
-from cityward.paths import project_root
+from cityward.errors import CitywardError
 
 
 def _run(args) -> int:
-    root = project_root()
-    runner = bench.Bench(root / ".cache" / "bench", args.connection)
+    lab = Path(args.inventory)
+    if not (lab / "hosts.yml").is_file():
+        raise CitywardError(f"{lab}: no lab inventory here; run from a cityward checkout or pass --inventory")
+    runner = bench.Bench(Path(args.work), lab, args.connection)
     results = runner.run(args.fleet)
-    markdown = Path(args.out) if args.out else root / "docs" / "benchmarks.md"
+    markdown = Path(args.out)
     bench.save(results, markdown, markdown.with_suffix(".json"), args.connection)
     print(markdown.read_text(encoding="utf-8"))
     return 0
@@ -29,5 +31,11 @@ def register(sub) -> None:
     parser.add_argument("--connection", choices=sorted(bench.CONNECTIONS), default="ssh",
                         help="how Ansible reaches the bench hosts: ssh (default; pipelining, as the automation "
                         "account, the way a city's hosts are reached) or podman (podman exec)")
-    parser.add_argument("--out", help="markdown file to write (default: docs/benchmarks.md; JSON next to it)")
+    parser.add_argument("-i", "--inventory", default="inventories/lab",
+                        help="the lab inventory whose network, image, group_vars and zones the bench hosts share "
+                        "(default: %(default)s)")
+    parser.add_argument("--work", default=".cache/bench",
+                        help="folder for the bench's logs and keys (default: %(default)s)")
+    parser.add_argument("--out", default="docs/benchmarks.md",
+                        help="markdown file to write (default: %(default)s; JSON next to it)")
     parser.set_defaults(func=_run)

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cityward.errors import CitywardError
-from cityward.paths import project_root
+from cityward.resources import policies_dir
 from cityward.yamlfile import describe_pydantic_errors, load_yaml
 
 CONTROL_ID = re.compile(r"CW-[A-Z]+-\d{2}")
@@ -130,9 +130,10 @@ def _field(loc: tuple) -> str:
     return ".".join(str(part) for part in loc) or "(entry)"
 
 
-def load_catalog(root: Path | None = None) -> Catalog:
-    """Load and cross-check the catalog; raise CitywardError naming control and field."""
-    policies = (root or project_root()) / "policies"
+def load_catalog(policies: Path | None = None) -> Catalog:
+    """Load and cross-check the catalog in `policies` (default: the installed collection's);
+    raise CitywardError naming control and field."""
+    policies = policies or policies_dir()
     refs = load_yaml(policies / "references.yml")
     iec = dict(refs["iec62443_3_3"]["requirements"])
     cpg = dict(refs["cisa_cpg"]["goals"])

@@ -16,8 +16,7 @@ from pathlib import Path
 from cityward.catalog import load_catalog
 from cityward.errors import CitywardError
 from cityward.inventory import validate_inventory
-from cityward.paths import project_root
-from cityward.zones import ZonesPolicy, default_zones_path, load_zones
+from cityward.zones import ZonesPolicy, load_zones
 
 
 @dataclass
@@ -43,28 +42,33 @@ def _lines(exc: CitywardError) -> list[str]:
 
 
 def run_check(inventories: list[str | Path], *, zones_path: str | Path | None = None, limit: str | None = None,
-              project: Path | None = None, today: date | None = None) -> CheckResult:
-    """Check catalog, zones policy and every inventory; never raises for bad input."""
+              policies: Path | None = None, today: date | None = None) -> CheckResult:
+    """Check catalog, zones policy and every inventory; never raises for bad input.
+
+    The zones policy is `zones_path` when given, else the one each inventory gives its hosts
+    (cityward_zones or cityward_zones_file)."""
     result = CheckResult([str(i) for i in inventories])
     try:
-        result.controls = len(load_catalog(project or project_root()).controls)
+        result.controls = len(load_catalog(policies).controls)
     except CitywardError as exc:
         result.problems += _lines(exc)
     zones: ZonesPolicy | None = None
-    try:
-        zones = load_zones(Path(zones_path) if zones_path else default_zones_path())
-        result.zones, result.conduits = len(zones.zones), len(zones.conduits)
-    except CitywardError as exc:
-        result.problems += _lines(exc)
-        # Host zones cannot be judged against a policy that does not load.
-        result.problems.append("inventory not checked: the zones policy must load first")
-        return result
+    if zones_path:
+        try:
+            zones = load_zones(Path(zones_path))
+        except CitywardError as exc:
+            result.problems += _lines(exc)
+            # Host zones cannot be judged against a policy that does not load.
+            result.problems.append("inventory not checked: the zones policy must load first")
+            return result
     for inventory in inventories:
         try:
             report = validate_inventory(inventory, limit=limit, zones=zones, today=today)
         except CitywardError as exc:
             result.problems += _lines(exc)
             continue
+        if report.zones is not None:
+            result.zones, result.conduits = len(report.zones.zones), len(report.zones.conduits)
         result.hosts += sorted(report.hosts)
         result.problems += report.problems
     return result

@@ -33,6 +33,7 @@ def register(sub) -> None:
     parser.add_argument("-i", "--inventory", action="append", required=True,
                         help="Ansible inventory (file or folder); repeat for several")
     parser.add_argument("--limit", help="host pattern, as ansible --limit")
-    parser.add_argument("--zones", help="zones policy (default: policies/zones.yml)")
+    parser.add_argument("--zones", help="zones policy file (default: the one the inventory gives its hosts, "
+                        "cityward_zones or cityward_zones_file)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     parser.set_defaults(func=_run)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from cityward.catalog import load_catalog
-from cityward.paths import project_root
+from cityward.errors import CitywardError
 from cityward.trace import collect, problems
 
 
@@ -24,9 +25,15 @@ def _table(catalog) -> str:
 
 
 def _run(args) -> int:
-    root = project_root()
-    catalog = load_catalog(root)
-    gaps = problems(catalog, collect(root)) if args.trace else []
+    catalog = load_catalog()
+    gaps = []
+    if args.trace:
+        # The gate reads the source tree (roles, the package's rules, the tests), not an installed copy.
+        tree = Path(args.tree)
+        if not (tree / "galaxy.yml").is_file() or not (tree / "src" / "cityward").is_dir():
+            raise CitywardError(f"{tree}: --trace reads a cityward source tree (galaxy.yml, roles/, src/, tests/); "
+                                "pass --tree DIR")
+        gaps = problems(load_catalog(tree / "policies"), collect(tree))
     if args.format == "json":
         doc = {
             "coverage": catalog.coverage(),
@@ -51,4 +58,5 @@ def register(sub) -> None:
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     parser.add_argument("--trace", action="store_true",
                         help="also check that implemented controls have enforcing tasks and tests (exit 1 if not)")
+    parser.add_argument("--tree", default=".", help="the source tree --trace reads (default: the current folder)")
     parser.set_defaults(func=_run)

@@ -11,7 +11,7 @@ inventory variables and checked here:
 `validate_inventory()` reads an inventory through `ansible-inventory --list` (the same view the
 playbooks and the audit get) and reports every problem as one line naming the host and the field.
 `assess_host()` turns one host's variables into a verdict per control; the checks in
-tests/controls/test_metadata.py assert those verdicts under Molecule and `cityward audit`:
+src/cityward/checks/test_metadata.py assert those verdicts under Molecule and `cityward audit`:
 
     CW-GOV-01  metadata complete and valid, zone known        CW-GOV-02  not past vendor end of support
     CW-GOV-03  vendor SLA resolves to security terms          CW-GOV-04  incident contacts valid and reviewed
@@ -36,6 +36,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from ansible_collections.cityward.hardening.plugins.plugin_utils.inventory_schema import SCHEMA_VAR, check_schema
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -49,7 +50,7 @@ from pydantic import (
 
 from cityward.errors import CitywardError
 from cityward.yamlfile import load_yaml
-from cityward.zones import ZonesPolicy, default_zones_path, load_zones
+from cityward.zones import ZonesPolicy, policy_for_hosts
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 CRITICALITIES = ("critical", "high", "medium", "low")
@@ -493,7 +494,7 @@ def assess_host(name: str, hostvars: Mapping, inventory: str | Path, *, all_host
     redundancy partners); relative paths resolve against `inventory` (see `inventory_dirs`).
     """
     today = today or date.today()
-    zones = zones or load_zones(default_zones_path())
+    zones = zones or policy_for_hosts({name: hostvars}, inventory)
     dirs = inventory_dirs(inventory)
     raw = _plain(hostvars.get("cityward_device"))
     zone = _plain(hostvars.get("cityward_zone"))
@@ -503,9 +504,14 @@ def assess_host(name: str, hostvars: Mapping, inventory: str | Path, *, all_host
     problems: list[tuple[str, str]] = []
     pairing: list[tuple[str, str]] = []  # redundancy problems, also the reason of CW-RES-01
 
+    # The inventory is written for variables this collection reads (CW-RES-04, as the preflight role).
+    try:
+        check_schema(_plain(hostvars.get(SCHEMA_VAR)))
+    except CitywardError as exc:
+        problems.append((SCHEMA_VAR, str(exc)))
     # CW-GOV-01: the zone and the device record are complete and valid.
     if zone is None:
-        problems.append(("cityward_zone", "required field missing (a zone of policies/zones.yml)"))
+        problems.append(("cityward_zone", "required field missing (a zone of the zones policy)"))
     elif not isinstance(zone, str) or zone not in zones.zones:
         known = ", ".join(zones.zones)
         problems.append(("cityward_zone", f"unknown zone {_show(zone)} (known: {known})"))
@@ -684,6 +690,7 @@ class InventoryReport:
     hosts: dict[str, HostMetadata]
     cities: list[CityFiles]
     problems: list[str]  # '<inventory>: host H, field F: message' / '<inventory>: city C, ...'
+    zones: ZonesPolicy | None = None  # the policy the hosts were checked against
 
     @property
     def ok(self) -> bool:
@@ -784,7 +791,7 @@ def validate_inventory(inventory_path: str | Path, limit: str | None = None, *,
     if not hostvars:
         raise CitywardError(f"{label}: no hosts match {limit!r}" if limit else f"{label}: no hosts")
     group_names = _group_names(listed)
-    zones = zones or load_zones(default_zones_path())
+    zones = zones or policy_for_hosts(full.get("_meta", {}).get("hostvars", {}), inventory_path)
     dirs = inventory_dirs(inventory_path)
     cities: dict[str, CityFiles] = {}
     problems: list[str] = []
@@ -804,7 +811,7 @@ def validate_inventory(inventory_path: str | Path, limit: str | None = None, *,
                            city_files=city)
         problems += [f"{label}: host {name}, {p}" for p in host.problems]
         hosts[name] = host
-    return InventoryReport(label, hosts, [c for c in cities.values() if c.city], problems)
+    return InventoryReport(label, hosts, [c for c in cities.values() if c.city], problems, zones)
 
 
 def _group_names(listing: dict) -> dict[str, list[str]]:

@@ -10,11 +10,10 @@ from pathlib import Path
 from cityward.lab import containers, vm
 from cityward.lab.image import RELEASES, build_image
 from cityward.lab.vm_image import build_vm_image
-from cityward.paths import project_root
 
 
 def _inventory(args) -> Path:
-    return Path(args.inventory) if args.inventory else project_root() / "inventories" / "lab"
+    return Path(args.inventory)
 
 
 def _image(args) -> int:
@@ -137,7 +136,8 @@ def register(sub) -> None:
         ("status", _status, "show the lab containers (exit 1 unless all are running)"),
     ):
         action = lab_sub.add_parser(name, help=text)
-        action.add_argument("-i", "--inventory", help="lab inventory (default: inventories/lab)")
+        action.add_argument("-i", "--inventory", default="inventories/lab",
+                            help="lab inventory (default: %(default)s, from a cityward checkout)")
         action.add_argument("--format", choices=("table", "json"), default="table", help="output format")
         action.set_defaults(func=func)
     _register_vm(lab_sub)

@@ -16,7 +16,9 @@ from cityward.catalog import CONTROL_ID
 
 # Python files whose control-ID strings count as enforcement: Pulumi policy rules and the
 # audit's metadata/evidence checks.
-ENFORCING_PY = ("policies/pulumi/*.py", "src/cityward/audit/*.py", "src/cityward/inventory.py")
+ENFORCING_PY = ("src/cityward/cloud/rules.py", "src/cityward/audit/*.py", "src/cityward/inventory.py")
+# Where tests marked with control IDs live: the checks the audit ships, and the repo's tests.
+TEST_TREES = ("src/cityward/checks", "tests")
 ANSIBLE_YAML = ("roles/*/tasks/*.yml", "roles/*/handlers/*.yml", "playbooks/*.yml")
 
 
@@ -70,7 +72,7 @@ def collect(root: Path) -> Trace:
             rel = str(path.relative_to(root))
             for control_id in set(CONTROL_ID.findall(path.read_text(encoding="utf-8"))):
                 trace.enforced[control_id].add(rel)
-    for path in sorted((root / "tests").rglob("*.py")):
+    for path in sorted(path for tree in TEST_TREES for path in (root / tree).rglob("*.py")):
         rel = str(path.relative_to(root))
         for control_id, line in _marker_ids(ast.parse(path.read_text(encoding="utf-8"))):
             trace.tested[control_id].add(f"{rel}:{line}")

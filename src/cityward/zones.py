@@ -1,315 +1,60 @@
-"""The segmentation policy (policies/zones.yml): zones and the conduits allowed between them.
+"""The segmentation policy, as the command reads it.
 
-One file feeds the host firewall role, the Pulumi network stack and the audit, so it is checked
-here once (control CW-FW-01) and every consumer reads the validated `ZonesPolicy`.
-Errors are one line naming the file, the entry (zone name, or conduit index with from->to:port)
-and the field.
-"""
+The model and its validation live in the collection (plugins/plugin_utils/zones.py), where the
+firewall role's filter uses them too; this module names them for the cityward package and adds
+what only the command needs: the policy an inventory gives its hosts."""
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from ansible_collections.cityward.hardening.plugins.plugin_utils.zones import (
+    FILE_VAR,
+    INTERNET,
+    POLICY_VAR,
+    Conduit,
+    Zone,
+    ZonesPolicy,
+    load_zones,
+    parse_zones,
+    policy_input,
+)
 
 from cityward.errors import CitywardError
-from cityward.yamlfile import load_yaml
 
-INTERNET = "internet"
-"""Reserved pseudo-zone name for 0.0.0.0/0 in conduits; only zones with `internet: true` may meet it."""
-
-INTERNET_CIDR = ipaddress.IPv4Network("0.0.0.0/0")
-
-# Ports that give an interactive administrative shell: only a management zone may open them.
-ADMIN_PORTS = {22: "SSH", 3389: "RDP"}
-
-ZONE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-
-# Syslog over TLS (RFC 5425): the one flow a quarantined host keeps besides management SSH.
-LOG_PORT = 6514
+__all__ = ["INTERNET", "Conduit", "Zone", "ZonesPolicy", "inventory_base", "load_zones", "parse_zones",
+           "policy_for_hosts", "policy_input"]
 
 
-def _ipv4_network(value: Any) -> ipaddress.IPv4Network:
-    # ipaddress says *why* ("has host bits set", "does not appear to be an IPv4 network").
-    if isinstance(value, ipaddress.IPv4Network):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("expected a CIDR string such as 10.40.0.0/20")
+def inventory_base(inventory: str | Path) -> Path:
+    """The folder a relative cityward_zones_file is taken from: the inventory folder, or the
+    folder of an inventory file (what Ansible calls inventory_dir)."""
+    path = Path(inventory)
+    return path if path.is_dir() else path.parent
+
+
+def policy_for_hosts(hostvars: Mapping[str, Mapping[str, Any]], inventory: str | Path) -> ZonesPolicy:
+    """The one zones policy the hosts of an inventory were given (cityward_zones or
+    cityward_zones_file); CitywardError naming the inventory, host and variable otherwise."""
+    base = inventory_base(inventory)
+    chosen: dict[tuple[str, str], list[str]] = {}
+    for host, variables in sorted(hostvars.items()):
+        policy, path = variables.get(POLICY_VAR), variables.get(FILE_VAR)
+        if isinstance(path, str) and "{{" in path:
+            raise CitywardError(f"{inventory}: host {host}, field {FILE_VAR}: a template cannot be resolved outside a "
+                                "play; give a path (absolute or relative to the inventory folder) or --zones FILE")
+        key = (repr(policy), str(path))
+        chosen.setdefault(key, []).append(host)
+    if len(chosen) > 1:
+        groups = "; ".join(f"{', '.join(hosts)}" for hosts in chosen.values())
+        raise CitywardError(f"{inventory}: field {POLICY_VAR}/{FILE_VAR}: the hosts name different zones policies "
+                            f"({groups}); a city has one")
+    host = next(iter(chosen.values()))[0] if chosen else None
+    if host is None:
+        raise CitywardError(f"{inventory}: no hosts to read {FILE_VAR} from")
     try:
-        return ipaddress.IPv4Network(value)
-    except ValueError as exc:
-        raise ValueError(str(exc)) from None
-
-
-Cidr = Annotated[ipaddress.IPv4Network, BeforeValidator(_ipv4_network)]
-Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Zone(_Strict):
-    name: str
-    kind: Literal["it", "dmz", "management", "ot"]
-    cidr: Cidr
-    internet: bool = False
-    description: str = ""
-
-    @property
-    def is_ot(self) -> bool:
-        return self.kind == "ot"
-
-
-class Conduit(_Strict):
-    from_: str = Field(alias="from")
-    to: str
-    protocol: Literal["tcp", "udp"]
-    port: Port
-    service: Slug
-    purpose: str = Field(min_length=3, max_length=200)
-
-    @property
-    def key(self) -> tuple[str, str, str, int]:
-        return (self.from_, self.to, self.protocol, self.port)
-
-    @property
-    def label(self) -> str:
-        """'from->to:proto/port', the conduit's identity in messages and resource tags."""
-        return f"{self.from_}->{self.to}:{self.protocol}/{self.port}"
-
-
-class ZonesPolicy(_Strict):
-    version: Literal[1]
-    description: str = ""
-    zones: dict[str, Zone] = Field(min_length=1)
-    conduits: list[Conduit] = Field(default_factory=list)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _name_zones_from_keys(cls, data: Any) -> Any:
-        # Zones are a mapping keyed by name; the model keeps the name on the zone for consumers.
-        if isinstance(data, dict) and isinstance(data.get("zones"), dict):
-            zones = {}
-            for name, body in data["zones"].items():
-                if isinstance(body, dict) and "name" not in body:
-                    body = {"name": name, **body}
-                zones[name] = body
-            data = {**data, "zones": zones}
-        return data
-
-    # --- queries the consumers use
-    def zone(self, name: str) -> Zone:
-        return self.zones[name]
-
-    def cidr_of(self, name: str) -> ipaddress.IPv4Network:
-        """CIDR of a zone, or 0.0.0.0/0 for the `internet` pseudo-zone."""
-        return INTERNET_CIDR if name == INTERNET else self.zones[name].cidr
-
-    def kind_of(self, name: str) -> str:
-        return "internet" if name == INTERNET else self.zones[name].kind
-
-    def conduits_from(self, name: str) -> Iterator[Conduit]:
-        return (c for c in self.conduits if c.from_ == name)
-
-    def conduits_to(self, name: str) -> Iterator[Conduit]:
-        return (c for c in self.conduits if c.to == name)
-
-    def ot_zones(self) -> list[Zone]:
-        return [z for z in self.zones.values() if z.is_ot]
-
-    def as_data(self) -> dict[str, Any]:
-        """Plain JSON-able data (CIDRs as strings, `from` spelled as in the file) for templates."""
-        return self.model_dump(mode="json", by_alias=True)
-
-    def management_cidrs(self) -> list[ipaddress.IPv4Network]:
-        """CIDRs of the management zones: SSH from them is always accepted (CW-FW-04)."""
-        return [z.cidr for z in self.zones.values() if z.kind == "management"]
-
-    def host_rules(self, zone: str, service_hosts: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """What the host firewall of a host in `zone` opens, as plain data for a template or a check.
-
-        - inbound: one entry per conduit into the zone, `source` its from-zone CIDR (None: any,
-          for the internet pseudo-zone);
-        - outbound: one entry per conduit from the zone, `destinations` the to-zone CIDR, or the
-          addresses `service_hosts[service]` narrows it to (each must lie in that CIDR);
-          hosts enforce it where `egress_limited` (OT zones, CW-FW-03);
-        - logging: the outbound entries to syslog over TLS (what isolation keeps, CW-FW-05);
-        - management: the management zone CIDRs (SSH always accepted, CW-FW-04).
-        Raises CitywardError naming the zone or the service and address at fault.
-        """
-        if zone not in self.zones:
-            known = ", ".join(sorted(self.zones))
-            raise CitywardError(f"zone '{zone}' is not in the zones policy (known: {known})")
-        narrowed = _service_hosts(self, service_hosts or {})
-        inbound = [
-            {"label": c.label, "service": c.service, "protocol": c.protocol, "port": c.port,
-             "source": None if c.from_ == INTERNET else str(self.cidr_of(c.from_))}
-            for c in self.conduits_to(zone)
-        ]
-        outbound = []
-        for c in self.conduits_from(zone):
-            destinations: list[str] = []  # empty: any address (the internet pseudo-zone)
-            if c.to != INTERNET:
-                cidr = self.cidr_of(c.to)
-                hosts = narrowed.get(c.service)
-                destinations = [_address(h) for h in hosts or () if h.subnet_of(cidr)]
-                if hosts and not destinations:
-                    raise CitywardError(
-                        f"service '{c.service}': none of {', '.join(map(_address, hosts))} lies in zone "
-                        f"'{c.to}' ({cidr}), the destination of conduit {c.label}")
-                destinations = destinations or [str(cidr)]
-            outbound.append({"label": c.label, "service": c.service, "protocol": c.protocol, "port": c.port,
-                             "destinations": destinations, "internet": c.to == INTERNET})
-        return {
-            "zone": zone,
-            "kind": self.zones[zone].kind,
-            "cidr": str(self.zones[zone].cidr),
-            "egress_limited": self.zones[zone].is_ot,
-            "management": [str(c) for c in self.management_cidrs()],
-            "inbound": inbound,
-            "outbound": outbound,
-            "logging": [r for r in outbound if r["protocol"] == "tcp" and r["port"] == LOG_PORT],
-        }
-
-
-def _address(net: ipaddress.IPv4Network) -> str:
-    """'10.0.0.5' for a single host, the CIDR otherwise (as nft lists them)."""
-    return str(net.network_address) if net.prefixlen == 32 else str(net)
-
-
-def _service_hosts(policy: ZonesPolicy, raw: Mapping[str, Any]) -> dict[str, list[ipaddress.IPv4Network]]:
-    """Validate {service: [address or CIDR, ...]}: known services, parseable IPv4 addresses."""
-    if not isinstance(raw, Mapping):
-        raise CitywardError("service hosts: expected a mapping of service name to a list of addresses")
-    services = {c.service for c in policy.conduits}
-    result = {}
-    for service, hosts in raw.items():
-        if service not in services:
-            raise CitywardError(f"service '{service}': no conduit of the zones policy names this service")
-        if isinstance(hosts, str) or not isinstance(hosts, list | tuple) or not hosts:
-            raise CitywardError(f"service '{service}': expected a non-empty list of IPv4 addresses or CIDRs")
-        parsed = []
-        for host in hosts:
-            try:
-                parsed.append(ipaddress.IPv4Network(str(host)))
-            except ValueError as exc:
-                raise CitywardError(f"service '{service}': {host!r} is not an IPv4 address or CIDR ({exc})") from None
-        result[service] = parsed
-    return result
-
-
-# --- loading ---------------------------------------------------------------------------------
-
-
-def _conduit_label(raw: Any, index: int) -> str:
-    if isinstance(raw, dict):
-        return f"conduit #{index} ({raw.get('from', '?')}->{raw.get('to', '?')}:{raw.get('port', '?')})"
-    return f"conduit #{index}"
-
-
-def _locate(data: Any, loc: tuple) -> tuple[str, str]:
-    """(entry, field) for a pydantic error location in the raw document."""
-    if len(loc) >= 2 and loc[0] == "zones":
-        field = ".".join(str(p) for p in loc[2:]) or "(zone)"
-        return f"zone '{loc[1]}'", field
-    if len(loc) >= 2 and loc[0] == "conduits" and isinstance(loc[1], int):
-        raw = data.get("conduits", [])[loc[1]] if isinstance(data, dict) else None
-        field = ".".join(str(p) for p in loc[2:]) or "(conduit)"
-        return _conduit_label(raw, loc[1]), field
-    return "top level", ".".join(str(p) for p in loc) or "(document)"
-
-
-def _schema_errors(exc: ValidationError, data: Any) -> list[str]:
-    lines = []
-    for err in exc.errors():
-        entry, field = _locate(data, tuple(err.get("loc", ())))
-        msg = err.get("msg", "invalid").removeprefix("Value error, ")
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown key"
-        elif "input" in err and not isinstance(err["input"], dict | list):
-            msg = f"{msg} (got {err['input']!r})"
-        lines.append(f"{entry}, field '{field}': {msg}")
-    return lines
-
-
-def _semantic_errors(policy: ZonesPolicy) -> list[str]:
-    """Checks across entries that a schema cannot express."""
-    errors: list[str] = []
-    for name, zone in policy.zones.items():
-        entry = f"zone '{name}'"
-        if zone.name != name:
-            errors.append(f"{entry}, field 'name': must not differ from the key ('{zone.name}')")
-        if name == INTERNET:
-            errors.append(f"{entry}, field '(name)': '{INTERNET}' is reserved for 0.0.0.0/0 in conduits")
-        elif not ZONE_NAME.match(name):
-            errors.append(f"{entry}, field '(name)': use lower-case letters, digits and '-' (max 31)")
-        if zone.internet and zone.kind != "dmz":
-            errors.append(f"{entry}, field 'internet': only a dmz may face the internet, not {zone.kind}")
-
-    names = list(policy.zones)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            if policy.zones[a].cidr.overlaps(policy.zones[b].cidr):
-                cidr_a, cidr_b = policy.zones[a].cidr, policy.zones[b].cidr
-                errors.append(f"zone '{b}', field 'cidr': {cidr_b} overlaps zone '{a}' ({cidr_a})")
-
-    seen: dict[tuple, int] = {}
-    for index, c in enumerate(policy.conduits):
-        entry = f"conduit #{index} ({c.from_}->{c.to}:{c.port})"
-        known = True
-        for field, zone_name in (("from", c.from_), ("to", c.to)):
-            if zone_name != INTERNET and zone_name not in policy.zones:
-                errors.append(f"{entry}, field '{field}': unknown zone '{zone_name}'")
-                known = False
-        if not known:
-            continue
-        if c.from_ == c.to:
-            errors.append(f"{entry}, field 'to': a conduit joins two different zones")
-        for field, here, there in (("from", c.from_, c.to), ("to", c.to, c.from_)):
-            if here == INTERNET and (there == INTERNET or not policy.zones[there].internet):
-                errors.append(f"{entry}, field '{field}': only an 'internet: true' zone meets the internet")
-        if c.port in ADMIN_PORTS and c.protocol == "tcp" and policy.kind_of(c.from_) != "management":
-            errors.append(
-                f"{entry}, field 'from': {ADMIN_PORTS[c.port]} ({c.port}) may only come from a "
-                f"management zone, '{c.from_}' is {policy.kind_of(c.from_)}"
-            )
-        if c.key in seen:
-            errors.append(f"{entry}, field '(conduit)': duplicate of conduit #{seen[c.key]}")
-        else:
-            seen[c.key] = index
-    return errors
-
-
-def parse_zones(data: Any, source: str | Path = "<zones>") -> ZonesPolicy:
-    """Validate already-parsed zones data; `source` names the file in error messages."""
-    if not isinstance(data, dict):
-        expected = "expected a mapping of version, zones, conduits"
-        raise CitywardError(f"{source}: top level, field '(document)': {expected}")
-    try:
-        policy = ZonesPolicy.model_validate(data)
-    except ValidationError as exc:
-        errors = _schema_errors(exc, data)
-    else:
-        errors = _semantic_errors(policy)
-    if errors:
-        more = f" (and {len(errors) - 1} more: {'; '.join(errors[1:])})" if len(errors) > 1 else ""
-        raise CitywardError(f"{source}: {errors[0]}{more}")
-    return policy
-
-
-def load_zones(path: str | Path) -> ZonesPolicy:
-    """Read and validate a zones policy file; raise CitywardError naming file, entry and field."""
-    path = Path(path)
-    return parse_zones(load_yaml(path, "zones policy"), path)
-
-
-def default_zones_path() -> Path:
-    from cityward.paths import project_root
-
-    return project_root() / "policies" / "zones.yml"
+        return policy_input(hostvars[host].get(POLICY_VAR), hostvars[host].get(FILE_VAR), base)
+    except CitywardError as exc:
+        raise CitywardError(f"{inventory}: host {host}: {exc}") from None

@@ -10,7 +10,7 @@ import json
 
 from cityward import __version__
 from cityward.audit.model import AuditRun
-from cityward.paths import project_root
+from cityward.resources import policies_dir
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
@@ -22,7 +22,7 @@ def _utc(stamp: str) -> str:
 
 def _help_uri(control_id: str, html_uri: str | None) -> str:
     # The HTML report of the same run has an anchor per control; without it, the catalog entry.
-    base = html_uri or (project_root() / "policies" / "controls.yml").resolve().as_uri()
+    base = html_uri or (policies_dir() / "controls.yml").resolve().as_uri()
     return f"{base}#{control_id}"
 
 

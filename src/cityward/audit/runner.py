@@ -1,8 +1,9 @@
-"""Run the control checks of tests/controls against every host of an inventory.
+"""Run the control checks (cityward.checks) against every host of an inventory.
 
-Each host gets its own pytest process over testinfra's ansible backend (the inventory's own
-connection: SSH for a city, Podman for the lab), hosts in parallel. The SBOM is collected first,
-over the same connection, so the SBOM control can check it.
+The inventory is resolved once; each host gets its own pytest process, reached over the
+inventory's own connection through testinfra's native backends (SSH for a city, Podman for the
+lab; cityward.testinfra_hosts), hosts in parallel. The SBOM is collected first, over the same
+connection, so the SBOM control can check it.
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 
-import testinfra
-
-import cityward.testinfra_podman  # noqa: F401 - podman hosts through testinfra's native backend
-from cityward import __version__, testinfra_inventory
+from cityward import __version__
 from cityward.audit.model import AuditRun, CheckResult, HostResult
 from cityward.audit.sbom import DPKG_QUERY, cyclonedx_from_dpkg
+from cityward.checks.fixtures import AUDIT_HOST, AUDIT_INVENTORY, AUDIT_INVENTORY_JSON
 from cityward.errors import CitywardError
 from cityward.lab.podman import podman_env
-from cityward.paths import project_root
+from cityward.resources import checks_dir
+from cityward.testinfra_hosts import host_for
 
 
 def _now() -> str:
@@ -68,8 +68,8 @@ class Progress:
             self.stream.flush()
 
 
-def _collect_sbom(name: str, inventory: Path, out_dir: Path) -> Path:
-    host = testinfra.get_host(f"ansible://{name}", ansible_inventory=str(inventory))
+def _collect_sbom(name: str, inventory: Path, resolved: dict, out_dir: Path) -> Path:
+    host = host_for(name, resolved, str(inventory))
     listing = host.run(DPKG_QUERY)
     if listing.rc != 0:
         detail = (listing.stderr or listing.stdout).strip().splitlines()
@@ -88,13 +88,13 @@ def _run_checks(name: str, inventory: Path, out_dir: Path, tests: Path, resolved
     with tempfile.NamedTemporaryFile(prefix=f"cityward-{name}-", suffix=".jsonl", delete=False) as tmp:
         results_file = Path(tmp.name)
     env = podman_env()
+    # The process's host and the resolved inventory: cityward.checks.fixtures reads them (no --hosts).
     env.update(CITYWARD_RESULTS=str(results_file), CITYWARD_AUDIT_OUT=str(out_dir),
-               CITYWARD_INVENTORY=str(inventory), **{testinfra_inventory.ENV: str(resolved)})
+               **{AUDIT_HOST: name, AUDIT_INVENTORY: str(inventory), AUDIT_INVENTORY_JSON: str(resolved)})
     cmd = [sys.executable, "-m", "pytest", str(tests), "-p", "cityward.audit.pytest_plugin",
-           "-p", "no:cacheprovider", f"--hosts=ansible://{name}", f"--ansible-inventory={inventory}",
-           "-q", "--no-header", "-o", "addopts=", "--strict-markers"]
+           "-p", "no:cacheprovider", "-q", "--no-header", "-o", "addopts=", "--strict-markers"]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=project_root(), check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         rows = [json.loads(line) for line in results_file.read_text().splitlines() if line.strip()]
     finally:
         results_file.unlink(missing_ok=True)
@@ -109,18 +109,20 @@ def _run_checks(name: str, inventory: Path, out_dir: Path, tests: Path, resolved
     ]
 
 
-def audit_host(name: str, hostvars: dict, inventory: Path, out_dir: Path, tests: Path, resolved: Path) -> HostResult:
+def audit_host(name: str, inventory: Path, out_dir: Path, tests: Path, resolved: dict,
+               resolved_file: Path) -> HostResult:
+    hostvars = resolved["_meta"]["hostvars"][name]
     result = HostResult(name=name, zone=hostvars.get("cityward_zone"), reachable=True, error="",
                         metadata=dict(hostvars.get("cityward_device") or {}), checks=[])
     try:
-        _collect_sbom(name, inventory, out_dir)
+        _collect_sbom(name, inventory, resolved, out_dir)
     except Exception as exc:  # noqa: BLE001 - any transport failure means: not reachable
         result.reachable = False
         lines = str(exc).strip().splitlines()
         result.error = f"unreachable: {lines[-1] if lines else type(exc).__name__}"
         return result
     try:
-        result.checks = _run_checks(name, inventory, out_dir, tests, resolved)
+        result.checks = _run_checks(name, inventory, out_dir, tests, resolved_file)
     except CitywardError as exc:
         result.error = str(exc)
     return result
@@ -131,14 +133,13 @@ def run_audit(inventory: Path, out_dir: Path, limit: str | None = None, workers:
     inventory = inventory.resolve()
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    tests = tests or project_root() / "tests" / "controls"
+    tests = tests or checks_dir()
     resolved = resolve_inventory(inventory, limit)
     hostvars = resolved["_meta"]["hostvars"]
     # testinfra multiplexes SSH hosts over one connection each only when the folder of the
     # control_path ansible.cfg sets exists (Ansible makes it on its first SSH run; a fresh
     # controller may audit before any).
     (Path.home() / ".ansible" / "cp").mkdir(mode=0o700, parents=True, exist_ok=True)
-    testinfra_inventory.preload(str(inventory), resolved)
     started = _now()
     progress = progress or Progress(len(hostvars))
     workers = max(1, min(workers or 8, len(hostvars)))
@@ -150,8 +151,8 @@ def run_audit(inventory: Path, out_dir: Path, limit: str | None = None, workers:
         resolved_file = Path(private) / "inventory.json"
         resolved_file.touch(mode=0o600)
         resolved_file.write_text(json.dumps(resolved), encoding="utf-8")
-        futures = {pool.submit(audit_host, name, hv, inventory, out_dir, tests, resolved_file): name
-                   for name, hv in sorted(hostvars.items())}
+        futures = {pool.submit(audit_host, name, inventory, out_dir, tests, resolved, resolved_file): name
+                   for name in sorted(hostvars)}
         for future in as_completed(futures):
             host = future.result()
             hosts.append(host)

@@ -2,7 +2,7 @@
 
 The audit runner lists the host's packages with DPKG_QUERY over the host's own connection and
 writes `cyclonedx_from_dpkg(...)` to `<audit out>/sbom/<host>.cdx.json`; the check in
-tests/controls/test_sbom.py then compares that file with the live package list.
+src/cityward/checks/test_sbom.py then compares that file with the live package list.
 """
 
 from __future__ import annotations

@@ -6,21 +6,27 @@ import argparse
 import os
 import sys
 
+from cityward.errors import CitywardError
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
         "cloud",
         help="plan the segmented cloud network offline",
-        description="Cloud network (stacks/segmented_network) and its policy pack (policies/pulumi).",
+        description="The segmented cloud network (a Pulumi project such as stacks/segmented_network) and its "
+        "policy pack (policies/pulumi). Needs the cloud extra: pip install 'cityward[cloud]'.",
     )
     commands = parser.add_subparsers(dest="cloud_command", metavar="COMMAND", required=True)
     plan = commands.add_parser(
         "plan",
         help="run the stack under Pulumi mocks and evaluate the policy pack",
-        description="Run stacks/segmented_network in-process under Pulumi mocks (no CLI, no cloud "
-        "credentials), print the planned resources and evaluate policies/pulumi over them. Exits 1 "
-        "on any mandatory policy violation.",
+        description="Run the segmented network program in-process under Pulumi mocks (no CLI, no cloud "
+        "credentials) with a stack config of a Pulumi project, print the planned resources and evaluate "
+        "the policy pack's rules over them. Exits 1 on any mandatory policy violation.",
     )
+    plan.add_argument("--project", metavar="DIR",
+                      help="the Pulumi project folder holding Pulumi.yaml and Pulumi.<stack>.yaml (default: "
+                      "stacks/segmented_network when run from a cityward checkout, else the current folder)")
     plan.add_argument("--stack", default="example", metavar="NAME",
                       help="stack config Pulumi.<NAME>.yaml (default: example)")
     plan.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
@@ -28,11 +34,15 @@ def register(sub) -> None:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    # imported here so other cityward commands do not pay for loading Pulumi
-    from cityward.cloud.plan import plan
-    from cityward.cloud.render import render_json, render_table
+    # imported here so other cityward commands do not pay for loading Pulumi (nor need it installed)
+    try:
+        from cityward.cloud.plan import plan
+        from cityward.cloud.render import render_json, render_table
+    except ImportError as exc:
+        raise CitywardError(f"cloud plan needs the Pulumi SDK ({exc.name} is missing): "
+                            "pip install 'cityward[cloud]'") from None
 
-    result = plan(args.stack)
+    result = plan(args.stack, args.project)
     try:
         print(render_json(result) if args.format == "json" else render_table(result))
     except BrokenPipeError:  # `cityward cloud plan | head`: the reader left, nothing to report

@@ -1,18 +1,23 @@
 """Evaluate a CrossGuard policy list over planned resources, in-process.
 
 Mirrors what the Pulumi engine does during `pulumi preview --policy-pack`: resource policies see
-each resource's inputs; stack policies see all resources with their outputs.
+each resource's inputs; stack policies see all resources with their outputs, read-only as the
+engine hands them over. The plan runs the program with preview=False, so every value is known: no
+rule is ever "not applicable" for want of a value, and any exception a rule raises is reported.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyCustomTimeouts,
     PolicyResource,
     PolicyResourceOptions,
@@ -21,8 +26,6 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.policy import Policy
-from pulumi_policy.proxy import unknown_checking_proxy
 
 from cityward.cloud.mocks import PlannedResource
 from cityward.errors import CitywardError
@@ -59,15 +62,19 @@ async def _await(result) -> None:
     await result
 
 
-def _not_applicable(exc: BaseException) -> bool:
-    # pulumi_policy signals "not applicable" with a private exception type
-    return type(exc).__name__ == "_NotApplicableError"
+def read_only(value: Any) -> Any:
+    """Props as the engine hands them to a rule: mappings and sequences a rule cannot change."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: read_only(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(read_only(item) for item in value)
+    return value
 
 
 def evaluate(resources: Sequence[PlannedResource], policies: Iterable[Policy],
              default_level: EnforcementLevel = EnforcementLevel.MANDATORY) -> list[Violation]:
     stack_resources = [
-        PolicyResource(r.type, unknown_checking_proxy(r.outputs), r.urn, r.name, _options(), None, None, [], {})
+        PolicyResource(r.type, read_only(r.outputs), r.urn, r.name, _options(), None, None, [], {})
         for r in resources
     ]
     violations: list[Violation] = []
@@ -96,8 +103,7 @@ def _evaluate_one(policy: Policy, level: EnforcementLevel, resources: Sequence[P
 
     if isinstance(policy, ResourceValidationPolicy):
         for r in resources:
-            # the engine wraps props in the same read-only proxy (lists become Sequences)
-            args = ResourceValidationArgs(r.type, unknown_checking_proxy(r.inputs), r.urn, r.name, _options(), None)
+            args = ResourceValidationArgs(r.type, read_only(r.inputs), r.urn, r.name, _options(), None)
             _guarded(policy, r.name, policy.validate, args, reporter(r))
     elif isinstance(policy, StackValidationPolicy):
         _guarded(policy, "the stack", policy.validate, StackValidationArgs(stack_resources), reporter(None))
@@ -105,10 +111,8 @@ def _evaluate_one(policy: Policy, level: EnforcementLevel, resources: Sequence[P
 
 
 def _guarded(policy: Policy, target: str, validate: Callable[..., object], *args: object) -> None:
-    """Run one validation; a crashing rule is an error line, 'not applicable' is silence."""
+    """Run one validation; a crashing rule is an error line."""
     try:
         _run(validate(*args))
     except Exception as exc:
-        if _not_applicable(exc):
-            return
         raise CitywardError(f"policy {policy.name} failed on {target}: {type(exc).__name__}: {exc}") from None

@@ -1,8 +1,9 @@
 """Run a Pulumi program in-process under the SDK's mocks and collect what it registers.
 
-Pulumi's mock settings are process-global, so every run resets the root stack resource and
-installs a fresh monitor. `preview=False` makes every output known, so `apply` callbacks run
-and nothing is silently skipped.
+Only the SDK's documented testing interface: `pulumi.runtime.set_mocks` with a fresh MockMonitor
+for every run (its registrations are the plan), and `pulumi.runtime.test`, which runs the program
+and waits for every output. `preview=False` makes every output known, so `apply` callbacks run and
+nothing is silently skipped.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import settings as pulumi_settings
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.mocks import MockMonitor
 
 from cityward.errors import CitywardError
 
@@ -143,18 +141,16 @@ def run_program(program: Callable[[], Any], *, project: str, stack: str, region:
                 source: str = "the stack program") -> ProgramRun:
     """Run `program` under fresh mocks; return what it registered, in registration order."""
     mocks = CitywardMocks(region=region)
-    monitor = pulumi_mocks.MockMonitor(mocks)
+    monitor = MockMonitor(mocks)
     logger = logging.getLogger("cityward.cloud.pulumi")
     logger.propagate = False  # engine log lines are collected into the plan, not printed
     collect = _Collect()
     logger.addHandler(collect)
-    pulumi_settings.ROOT.set(None)  # a new root Stack resource for this run
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=logger)
-    # outputs left pending by an earlier (failed) run would otherwise be awaited, and fail, in this one
-    pulumi_settings.SETTINGS.rpc_manager.clear()
-    pulumi_settings.SETTINGS.outputs.clear()
+    # pulumi.runtime.test drops what an earlier (failed) run left pending, runs the program and
+    # waits for all its outputs.
     try:
-        _sync_await(run_pulumi_func(program))
+        pulumi.runtime.test(program)()
     except CitywardError:
         raise
     except Exception as exc:

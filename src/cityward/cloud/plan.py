@@ -1,4 +1,5 @@
-"""The offline plan: run stacks/segmented_network under mocks, then the policy pack over it."""
+"""The offline plan: run the segmented network program (cityward.cloud.network) with a Pulumi
+project's stack config under mocks, then the policy pack's rules (cityward.cloud.rules) over it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from cityward.cloud import project
+from cityward.cloud import network, project, rules
 from cityward.cloud.evaluate import Violation, evaluate
 from cityward.cloud.mocks import PlannedResource, run_program
-from cityward.paths import project_root
 from cityward.zones import ZonesPolicy, load_zones
 
 
@@ -40,10 +40,8 @@ class StackInputs:
     config_file: Path
 
 
-def load_stack(stack: str = "example", root: Path | None = None) -> StackInputs:
-    root = root or project_root()
-    network = project.load_network(root)
-    directory = project.stack_dir(root)
+def load_stack(stack: str = "example", project_folder: str | Path | None = None) -> StackInputs:
+    directory = project.project_dir(project_folder)
     values, region, config_file = project.read_stack_config(directory, stack, network.PROJECT)
     config = network.NetworkConfig.from_values(values, region=region, source=str(config_file), base_dir=directory)
     return StackInputs(network, config, load_zones(config.zones_file), config_file)
@@ -58,13 +56,12 @@ def run_stack(inputs: StackInputs, extend: Callable[[Any], None] | None = None, 
             extend(net)
 
     return run_program(program, project=inputs.network.PROJECT, stack=stack, region=inputs.config.region,
-                       source=str(project.stack_dir() / "network.py"))
+                       source=inputs.network.__name__)
 
 
-def plan(stack: str = "example", root: Path | None = None) -> Plan:
+def plan(stack: str = "example", project_folder: str | Path | None = None) -> Plan:
     started = time.perf_counter()
-    inputs = load_stack(stack, root)
+    inputs = load_stack(stack, project_folder)
     run = run_stack(inputs, stack=stack)
-    rules = project.load_rules(root)
     violations = evaluate(run.resources, rules.POLICIES, rules.ENFORCEMENT_LEVEL)
     return Plan(stack, inputs.config_file, run.resources, violations, run.warnings, time.perf_counter() - started)

@@ -1,64 +1,29 @@
-"""Where the stack program and the policy pack live, and how to load them from the checkout.
-
-stacks/ and policies/ sit at the repo root, outside the installed package, so their modules are
-loaded from their paths (importlib) rather than imported by name.
+"""The Pulumi project a plan reads: its folder (Pulumi.yaml and Pulumi.<stack>.yaml), and the stack
+config in it. The program (cityward.cloud.network) and the policy rules (cityward.cloud.rules) are
+part of the package; a project folder only names them (its __main__.py) and configures them.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from cityward.errors import CitywardError
-from cityward.paths import project_root
 from cityward.yamlfile import load_yaml
 
-STACK_DIR = Path("stacks") / "segmented_network"
-PACK_DIR = Path("policies") / "pulumi"
+# Where the plan looks when no --project is given: this checkout's example project, else the
+# current folder (a city's own Pulumi project).
+DEFAULT_PROJECTS = (Path("stacks") / "segmented_network", Path("."))
 
 
-def stack_dir(root: Path | None = None) -> Path:
-    return (root or project_root()) / STACK_DIR
-
-
-def pack_dir(root: Path | None = None) -> Path:
-    return (root or project_root()) / PACK_DIR
-
-
-def load_module(path: Path, name: str) -> ModuleType:
-    """Import a file by path under `name` (re-used while the file is unchanged)."""
-    path = path.resolve()
-    if not path.is_file():
-        raise CitywardError(f"{path}: missing (is CITYWARD_HOME the cityward checkout?)")
-    stamp = (str(path), path.stat().st_mtime_ns)
-    cached = sys.modules.get(name)
-    if cached is not None and getattr(cached, "__cityward_stamp__", None) == stamp:
-        return cached
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise CitywardError(f"{path}: cannot be loaded as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    module.__cityward_stamp__ = stamp
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except CitywardError:
-        raise
-    except Exception as exc:  # a broken program file: one line, not a traceback
-        sys.modules.pop(name, None)
-        raise CitywardError(f"{path}: cannot be imported ({type(exc).__name__}: {exc})") from None
-    return module
-
-
-def load_network(root: Path | None = None) -> ModuleType:
-    return load_module(stack_dir(root) / "network.py", "cityward_stack_segmented_network")
-
-
-def load_rules(root: Path | None = None) -> ModuleType:
-    return load_module(pack_dir(root) / "cityward_rules.py", "cityward_policy_rules")
+def project_dir(given: str | Path | None = None) -> Path:
+    """The Pulumi project folder: `given`, else the first default holding a Pulumi.yaml."""
+    candidates = [Path(given)] if given else list(DEFAULT_PROJECTS)
+    for candidate in candidates:
+        if (candidate / "Pulumi.yaml").is_file():
+            return candidate
+    where = candidates[0] if given else "the current folder or stacks/segmented_network"
+    raise CitywardError(f"{where}: no Pulumi.yaml; pass --project DIR, the folder of the stack's Pulumi project")
 
 
 def available_stacks(directory: Path) -> list[str]:

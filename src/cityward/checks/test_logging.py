@@ -1,0 +1,313 @@
+"""Logging controls (role logging), read from the host and never changed: audit rules and
+auditd.conf, the journal (as journald runs it), rsyslog's forwarding to the SIEM (as the running
+daemon loaded it) and chrony's sources.
+
+In a container the kernel audit system and the clock are the host's: auditd and chrony are
+checked as configuration there, and their live checks say "not applicable" (the VM tier runs
+them). A host whose inventory names no SIEM (logging_siem_host) forwards nothing: its forwarding
+checks are skipped, the rest still apply."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import ssl
+import time
+
+import pytest
+
+from cityward.checks.hoststate import snapshot
+from cityward.inventory import forwarding_siem
+
+RULES = "/etc/audit/rules.d/60-cityward.rules"
+COMPILED = "/etc/audit/audit.rules"
+RSYSLOG = "/etc/rsyslog.d/60-cityward.conf"
+TLS_DIR = "/etc/cityward/tls"
+JOURNALD_DROPIN = "/etc/systemd/journald.conf.d/60-cityward.conf"
+# Each required kind of audited event: (what, a regular expression one rule must match).
+AUDITED = [
+    ("identity: passwd", r"^-w /etc/passwd -p wa\b"),
+    ("identity: group", r"^-w /etc/group -p wa\b"),
+    ("identity: shadow", r"^-w /etc/shadow -p wa\b"),
+    ("identity: gshadow", r"^-w /etc/gshadow -p wa\b"),
+    ("privilege use: sudo", r"^-w /usr/bin/sudo -p x\b"),
+    ("privilege use: su", r"^-w /usr/bin/su -p x\b"),
+    ("sudoers", r"^-w /etc/sudoers -p wa\b"),
+    ("sudoers.d", r"^-w /etc/sudoers.d -p wa\b"),
+    ("sshd_config", r"^-w /etc/ssh/sshd_config -p wa\b"),
+    ("PAM configuration", r"^-w /etc/pam.d -p wa\b"),
+    ("time changes", r"^-a always,exit -F arch=b64 -S \S*clock_settime\S* "),
+    ("local time zone", r"^-w /etc/localtime -p wa\b"),
+    ("module loads", r"^-a always,exit -F arch=b64 -S \S*init_module\S*delete_module\S* "),
+]
+AUDIT_ACTIONS = {"IGNORE", "SYSLOG", "ROTATE", "EMAIL", "SUSPEND", "SINGLE", "HALT"}
+NOT_IN_CONTAINER = "not applicable in a container: {why}; the VM tier checks it live"
+
+
+@pytest.fixture(scope="module")
+def siem_host(hostvars):
+    name = forwarding_siem(hostvars)
+    if not name:
+        pytest.skip("not applicable: no SIEM configured for this host (logging_siem_host undefined)")
+    return name
+
+
+@pytest.fixture(scope="module")
+def state(host):
+    decode = ("import json, ssl, sys; print(json.dumps(ssl._ssl._test_decode_cert(sys.argv[1])))")
+    return snapshot(host, {
+        "container": "systemd-detect-virt --container",
+        "arch": "uname -m",
+        "rules": f"cat {RULES}",
+        "rules_mode": f"stat -c '%U %a' {RULES}",
+        "compiled": f"cat {COMPILED}",
+        "auditd_conf": "cat /etc/audit/auditd.conf",
+        "audit_dir": "stat -c '%U %G %a' /var/log/audit",
+        "audit_files": "stat -c '%n %U %a' /var/log/audit/* 2>/dev/null; true",
+        "auditd_active": "systemctl is-active auditd",
+        "auditctl_rules": "auditctl -l",
+        "auditctl_status": "auditctl -s",
+        "journald": "systemd-analyze cat-config systemd/journald.conf",
+        "journal_header": "journalctl --header --no-pager | grep -m1 '^File path'",
+        "journal_usage": "journalctl --disk-usage",
+        "journald_active": "systemctl is-active systemd-journald",
+        "rsyslog_conf": f"cat {RSYSLOG}",
+        "rsyslog_conf_mtime": f"stat -c %Y {RSYSLOG}",
+        "rsyslog_check": "/usr/sbin/rsyslogd -N1",
+        "rsyslog_active": "systemctl is-active rsyslog",
+        "rsyslog_started": "systemctl show rsyslog -p ExecMainStartTimestamp --timestamp=unix --value",
+        "rsyslog_plaintext": "ss -H -l -n -t -u -p | grep rsyslogd; true",
+        "tls_key_mode": f"stat -c '%U %G %a' {TLS_DIR}/rsyslog-client.key",
+        "tls_cert": f"python3 -c {shlex.quote(decode)} {TLS_DIR}/rsyslog-client.pem",
+        "chrony_conf": "cat /etc/chrony/chrony.conf",
+        "chrony_check": "/usr/sbin/chronyd -p -f /etc/chrony/chrony.conf",
+        "chrony_sources": "chronyc -N -n authdata; chronyc -n tracking",
+        "chrony_active": "systemctl is-active chrony",
+        "chrony_started": "systemctl show chrony -p ExecMainStartTimestamp --timestamp=unix --value",
+        "chrony_conf_mtime": "stat -c %Y /etc/chrony/chrony.conf",
+        "chrony_authdata": "chronyc -n authdata",
+        "chrony_selected": "chronyc -n sources",
+    })
+
+
+@pytest.fixture(scope="module")
+def in_container(state):
+    return state["container"][0] == 0
+
+
+def _rules(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _conf(text: str) -> dict[str, str]:
+    pairs = (line.partition("=") for line in text.splitlines() if not line.lstrip().startswith("#"))
+    return {key.strip(): value.strip() for key, sep, value in pairs if sep and key.strip()}
+
+
+def _chronyc_rows(text: str) -> list[list[str]]:
+    """The rows of a chronyc table (below its line of '=')."""
+    lines = text.splitlines()
+    start = next((i + 1 for i, line in enumerate(lines) if line.startswith("====")), len(lines))
+    return [line.split() for line in lines[start:] if line.strip()]
+
+
+def _size(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)\s*([BKMGT]?)\w*", text.strip()).groups()
+    return float(number) * {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}[unit]
+
+
+@pytest.fixture(scope="module")
+def journald(state):
+    """journald's effective settings: cat-config prints the files in reading order, the last value wins."""
+    effective: dict[str, str] = {}
+    for line in state["journald"][1].splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not key.lstrip().startswith("#"):
+            effective[key.strip()] = value.strip()
+    return effective
+
+
+@pytest.mark.control("CW-LOG-01")
+def test_audit_rules_cover_the_required_events(state):
+    rc, text = state["rules"]
+    assert rc == 0, f"{RULES} is missing"
+    rules = _rules(text)
+    missing = [what for what, pattern in AUDITED if not any(re.search(pattern, rule) for rule in rules)]
+    assert not missing, f"no audit rule for: {', '.join(missing)}"
+    assert state["rules_mode"][1].split() == ["root", "640"]
+
+
+@pytest.mark.control("CW-LOG-01")
+def test_audit_rules_are_compiled_for_boot(state):
+    """augenrules turned rules.d into audit.rules, the file the kernel gets at boot."""
+    rc, compiled = state["compiled"]
+    assert rc == 0, f"{COMPILED} is missing"
+    compiled_rules = _rules(compiled)
+    assert all(rule in compiled_rules for rule in _rules(state["rules"][1]) if rule != "-e 2")
+
+
+@pytest.mark.control("CW-LOG-01")
+def test_audited_syscalls_exist_on_this_architecture(host, state):
+    """A syscall name the kernel's table lacks makes auditctl reject the rule at load time."""
+    arch = state["arch"][1].strip()
+    names = {(rule_arch, name)
+             for rule in _rules(state["rules"][1])
+             for rule_arch, names in re.findall(r"-F arch=(b32|b64) -S (\S+)", rule)
+             for name in names.split(",")}
+    assert names
+    table = {"b64": arch, "b32": {"x86_64": "i386", "aarch64": "arm"}.get(arch, arch)}
+    script = "; ".join(f"ausyscall {table[a]} {n} >/dev/null || echo 'unknown: {a} {n}'" for a, n in sorted(names))
+    unknown = host.run(script).stdout.strip()
+    assert not unknown, unknown
+
+
+@pytest.mark.control("CW-LOG-01")
+def test_auditd_runs_with_the_rules_loaded(state, in_container):
+    if in_container:
+        pytest.skip(NOT_IN_CONTAINER.format(why="the kernel audit system is the host's and not namespaced"))
+    assert state["auditd_active"][1].strip() == "active"
+    live = state["auditctl_rules"][1]
+    for key in ("identity", "privileged", "sudoers", "sshd_config", "pam", "time-change", "modules"):
+        assert f"key={key}" in live or f"-k {key}" in live, f"no live audit rule with key {key}"
+
+
+@pytest.mark.control("CW-LOG-05")
+def test_audit_configuration_is_immutable_last(state, hostvars):
+    if not hostvars.get("logging_audit_immutable", True):
+        pytest.skip("not applicable: logging_audit_immutable is false for this host")
+    assert _rules(state["rules"][1])[-1] == "-e 2"
+    assert _rules(state["compiled"][1])[-1] == "-e 2", "augenrules did not put -e 2 last"
+
+
+@pytest.mark.control("CW-LOG-05")
+def test_kernel_audit_is_locked(state, in_container, hostvars):
+    if in_container:
+        pytest.skip(NOT_IN_CONTAINER.format(why="the kernel audit system is the host's and not namespaced"))
+    if not hostvars.get("logging_audit_immutable", True):
+        pytest.skip("not applicable: logging_audit_immutable is false for this host")
+    assert re.search(r"^enabled 2$", state["auditctl_status"][1], re.MULTILINE), state["auditctl_status"][1]
+
+
+@pytest.mark.control("CW-LOG-05")
+def test_audit_logs_are_root_only_and_disk_space_is_handled(state):
+    conf = _conf(state["auditd_conf"][1])
+    assert conf["log_group"] == "root"
+    assert conf["log_file"] == "/var/log/audit/audit.log"
+    assert state["audit_dir"][1].split() == ["root", "root", "700"]
+    for line in state["audit_files"][1].splitlines():
+        name, owner, mode = line.split()
+        assert owner == "root" and mode in ("600", "400"), line
+    # IEC 62443-3-3 SR 2.9/2.10: warn before the disk is full, and keep the host's service up when it is.
+    assert conf["space_left_action"].upper() in AUDIT_ACTIONS - {"IGNORE"}
+    assert conf["admin_space_left_action"].upper() in AUDIT_ACTIONS - {"IGNORE"}
+    assert conf["disk_full_action"].upper() in AUDIT_ACTIONS - {"IGNORE"}
+    assert conf["disk_error_action"].upper() in AUDIT_ACTIONS - {"IGNORE"}
+    assert int(conf["space_left"].rstrip("%")) > int(conf["admin_space_left"].rstrip("%"))
+
+
+@pytest.mark.control("CW-LOG-02")
+def test_journal_is_persistent_and_capped(journald, hostvars):
+    effective = journald
+    assert effective.get("Storage") == "persistent"
+    assert re.fullmatch(r"\d+[KMGT]?", effective.get("SystemMaxUse", "")), effective
+    assert effective.get("MaxRetentionSec") == hostvars.get("logging_journal_max_retention", "90day")
+    assert effective.get("ForwardToSyslog") == "no", "rsyslog reads the journal; socket forwarding drops in bursts"
+
+
+@pytest.mark.control("CW-LOG-02")
+def test_running_journald_writes_to_disk_within_the_cap(state, journald):
+    assert state["journald_active"][1].strip() == "active"
+    assert "/var/log/journal/" in state["journal_header"][1], state["journal_header"][1]
+    usage = re.search(r"take up ([\d.]+\s*[BKMGT]?)", state["journal_usage"][1])
+    assert usage, state["journal_usage"][1]
+    assert _size(usage[1]) <= _size(journald["SystemMaxUse"]), state["journal_usage"][1]
+
+
+@pytest.mark.control("CW-LOG-03")
+def test_rsyslog_forwards_everything_over_mutual_tls_with_a_disk_queue(state, siem_host, hostvars):
+    rc, conf = state["rsyslog_conf"]
+    assert rc == 0, f"{RSYSLOG} is missing"
+    action = re.search(r"^(\S+)\s+action\((.*?)\n\)", conf, re.MULTILINE | re.DOTALL)
+    assert action, "no forwarding action"
+    assert action[1] in ("*.*", hostvars.get("logging_forward_selector", "*.*"))
+    params = dict(re.findall(r'([\w.]+)="([^"]*)"', action[2]))
+    expected = {
+        "type": "omfwd", "target": siem_host, "port": str(hostvars.get("logging_siem_port", 6514)),
+        "protocol": "tcp", "StreamDriver": "gtls", "StreamDriverMode": "1", "StreamDriverAuthMode": "x509/name",
+        "StreamDriverPermittedPeers": hostvars.get("logging_siem_peer_name", siem_host),
+        "queue.type": "LinkedList", "queue.saveOnShutdown": "on", "action.resumeRetryCount": "-1",
+    }
+    assert {k: params.get(k) for k in expected} == expected
+    assert params.get("queue.filename") and params.get("queue.maxDiskSpace")
+    if "logging_queue_max_disk" in hostvars:
+        assert params["queue.maxDiskSpace"] == str(hostvars["logging_queue_max_disk"])
+    assert 'module(load="imjournal"' in conf, "rsyslog must read the journal (lossless), not the syslog socket"
+    assert state["rsyslog_check"][0] == 0, state["rsyslog_check"][1]
+
+
+@pytest.mark.control("CW-LOG-03")
+def test_running_rsyslog_loaded_the_forwarding_and_listens_for_nothing(state, hostvars):
+    """A sending host's rsyslog listens nowhere; a SIEM receiver (role siem_receiver) only on its TLS port."""
+    assert state["rsyslog_active"][1].strip() == "active"
+    started = int(state["rsyslog_started"][1].strip().lstrip("@") or 0)
+    assert started >= int(state["rsyslog_conf_mtime"][1].strip()), "rsyslog runs an older configuration"
+    receiver = bool(hostvars.get("siem_receiver_permitted_peers"))
+    allowed = {("tcp", str(hostvars.get("siem_receiver_port", 6514)))} if receiver else set()
+    listening = [line.split() for line in state["rsyslog_plaintext"][1].splitlines() if line.strip()]
+    unexpected = [" ".join(f) for f in listening if (f[0], f[4].rsplit(":", 1)[-1]) not in allowed]
+    assert not unexpected, f"rsyslog listens on the network: {unexpected}"
+
+
+@pytest.mark.control("CW-LOG-03")
+def test_client_certificate_valid_and_key_root_only(state, siem_host):
+    assert state["tls_key_mode"][1].split() == ["root", "root", "600"]
+    rc, out = state["tls_cert"]
+    assert rc == 0, out
+    cert = json.loads(out)
+    assert [value for kind, value in cert.get("subjectAltName", []) if kind == "DNS"], "no DNS name to be permitted by"
+    assert ssl.cert_time_to_seconds(cert["notAfter"]) > time.time(), f"expired {cert['notAfter']}"
+
+
+@pytest.mark.control("CW-LOG-04")
+def test_chrony_uses_authenticated_nts_sources_only(state):
+    rc, conf = state["chrony_conf"]
+    assert rc == 0, "chrony.conf is missing"
+    lines = [line.split("#")[0].strip() for line in conf.splitlines()]
+    sources = [line for line in lines if re.match(r"(server|pool|peer)\s", line)]
+    assert sources, "no time source"
+    assert all(re.search(r"\bnts\b", s) for s in sources), [s for s in sources if not re.search(r"\bnts\b", s)]
+    assert "authselectmode require" in lines
+    assert not [line for line in lines if line.startswith("sourcedir")], "unauthenticated sources from sourcedir"
+    assert state["chrony_check"][0] == 0, state["chrony_check"][1]
+
+
+@pytest.mark.control("CW-LOG-04")
+def test_running_chrony_uses_nts_sources_only(state, in_container):
+    """The daemon, not just its file: running, started on the current chrony.conf, every source it
+    has authenticated with NTS, and the one it follows (if any) among them."""
+    if in_container:
+        pytest.skip(NOT_IN_CONTAINER.format(why="the clock is the host's and a container lacks CAP_SYS_TIME"))
+    assert state["chrony_active"][1].strip() == "active", "chronyd is not running"
+    started = int(state["chrony_started"][1].strip().lstrip("@") or 0)
+    assert started >= int(state["chrony_conf_mtime"][1].strip()), "chronyd runs an older chrony.conf"
+    rc, authdata = state["chrony_authdata"]
+    assert rc == 0, authdata
+    modes = {row[0]: row[1] for row in _chronyc_rows(authdata) if len(row) > 1}
+    unauthenticated = sorted(source for source, mode in modes.items() if mode != "NTS")
+    assert not unauthenticated, f"chronyd uses sources without NTS: {unauthenticated}"
+    selected = [row[1] for row in _chronyc_rows(state["chrony_selected"][1]) if row[0].startswith("^*")]
+    assert all(modes.get(source) == "NTS" for source in selected), f"chronyd follows {selected}, not an NTS source"
+
+
+@pytest.mark.control("CW-LOG-04")
+def test_chrony_synchronises_with_nts(state, in_container, hostvars):
+    if in_container:
+        pytest.skip(NOT_IN_CONTAINER.format(why="the clock is the host's and a container lacks CAP_SYS_TIME"))
+    if not hostvars.get("cityward_ntp_reachable", True):
+        pytest.skip("not applicable: the inventory says this host cannot reach its NTS servers "
+                    "(cityward_ntp_reachable: false, an offline lab); chronyd's sources are checked")
+    rc, out = state["chrony_sources"]
+    assert rc == 0, out
+    assert re.search(r"\sNTS\s", out), out
+    assert not re.search(r"Leap status\s*:\s*Not synchronised", out), out

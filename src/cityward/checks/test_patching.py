@@ -1,0 +1,194 @@
+"""Patching controls (role patching), read from the host and never changed: the sources APT
+trusts and the index it verified, what unattended-upgrades may install and when the timers
+really fire (systemd's own schedule), the reboot policy, the local fact and the pending report."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from cityward.checks.hoststate import snapshot
+
+DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+DEFAULT_WINDOW = {"days": ["Sun"], "start": "03:00", "duration_minutes": 120}
+DEFAULT_ORIGINS = ["origin=Debian,codename=${distro_codename}-security,label=Debian-Security"]
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
+FACT = "/etc/ansible/facts.d/cityward_patching.fact"
+REPORT = "/var/lib/cityward/patching/pending.json"
+UNSIGNED = re.compile(r'Allow(Unauthenticated|InsecureRepositories|DowngradeToInsecureRepositories) "(1|true|yes|on)"',
+                      re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def state(host):
+    props = "-p Id -p ActiveState -p UnitFileState -p TimersCalendar -p NextElapseUSecRealtime -p RandomizedDelayUSec"
+    return snapshot(host, {
+        "apt_config": "apt-config dump",
+        "uu_installed": "dpkg-query -W -f='${db:Status-Status}' unattended-upgrades",
+        "timers": f"systemctl show {' '.join(TIMERS)} {props} -p Persistent",
+        "sources": "for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; "
+                   "do [ -e \"$f\" ] && printf '@@file %s\\n' \"$f\" && cat \"$f\"; done; true",
+        "legacy": "grep -E '^[[:space:]]*deb(-src)?[[:space:]]' /etc/apt/sources.list",
+        "trusted_gpg": "test -s /etc/apt/trusted.gpg",
+        "keyring": f"test -s {KEYRING}",
+        "policy": "apt-cache policy",
+        "fact": FACT,
+        "fact_mode": f"stat -c '%U %a' {FACT}",
+        "report": f"cat {REPORT}",
+        "report_mode": f"stat -c '%U %G %a' {REPORT}",
+    })
+
+
+@pytest.fixture(scope="module")
+def window(hostvars):
+    return (hostvars.get("patching_maintenance_window")
+            or (hostvars.get("cityward_device") or {}).get("maintenance_window")
+            or DEFAULT_WINDOW)
+
+
+@pytest.fixture(scope="module")
+def apt_config(state):
+    return state["apt_config"][1]
+
+
+def _minute_of_week(day: str, hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")[:2]
+    return DAYS.index(day) * 1440 + int(hours) * 60 + int(minutes)
+
+
+def _inside(window, day: str, hhmm: str, slack: int = 0) -> bool:
+    """Whether day+time (plus `slack` minutes) falls inside the weekly window (which may cross midnight)."""
+    hours, minutes = window["start"].split(":")
+    at = (_minute_of_week(day, hhmm) + slack) % (7 * 1440)
+    for start_day in window["days"]:
+        start = DAYS.index(start_day) * 1440 + int(hours) * 60 + int(minutes)
+        if (at - start) % (7 * 1440) < int(window["duration_minutes"]):
+            return True
+    return False
+
+
+def _timers(text: str) -> dict[str, dict[str, str]]:
+    units = {}
+    for block in text.strip().split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        units[props["Id"]] = props
+    return units
+
+
+def _minutes(span: str) -> int:
+    """systemd time span (30min, 1h 30min, 45s) in whole minutes, rounded up."""
+    seconds = 0
+    for value, unit in re.findall(r"(\d+)\s*(h|min|s|ms|us)\b", span):
+        seconds += int(value) * {"h": 3600, "min": 60, "s": 1, "ms": 0, "us": 0}[unit]
+    return -(-seconds // 60)
+
+
+@pytest.mark.control("CW-PATCH-01")
+def test_unattended_upgrades_installs_security_origins_only(state, apt_config, hostvars):
+    assert state["uu_installed"] == (0, "installed\n") or state["uu_installed"][1].startswith("installed")
+    origins = re.findall(r'^Unattended-Upgrade::Origins-Pattern:: "(.*)";$', apt_config, re.MULTILINE)
+    allowed = re.findall(r'^Unattended-Upgrade::Allowed-Origins:: "(.*)";$', apt_config, re.MULTILINE)
+    assert origins == hostvars.get("patching_origins", DEFAULT_ORIGINS)
+    assert not allowed, f"legacy Allowed-Origins add origins: {allowed}"
+    assert all("security" in origin.lower() for origin in origins), origins
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in apt_config
+    assert 'APT::Periodic::Update-Package-Lists "1";' in apt_config
+
+
+@pytest.mark.control("CW-PATCH-01")
+def test_apt_timers_fire_only_inside_the_maintenance_window(state, window):
+    """systemd's own view of the running timers: one calendar each, its next elapse plus the
+    random delay inside the window, no catch-up at boot."""
+    units = _timers(state["timers"][1])
+    assert set(units) == set(TIMERS)
+    for name, unit in units.items():
+        assert unit["ActiveState"] == "active", f"{name} is {unit['ActiveState']}"
+        calendars = re.findall(r"OnCalendar=([^;]+);", unit["TimersCalendar"])
+        assert len(calendars) == 1, f"{name}: {unit['TimersCalendar']} (the vendor schedule was not reset)"
+        planned = re.search(r"next_elapse=(\w{3}) \S+ (\d\d:\d\d)", unit["TimersCalendar"])
+        assert planned, f"{name} has no next elapse: {unit['TimersCalendar']}"
+        delay = _minutes(unit["RandomizedDelayUSec"])
+        assert _inside(window, planned[1], planned[2]), f"{name} starts at {planned[1]} {planned[2]}, outside {window}"
+        assert _inside(window, planned[1], planned[2], slack=delay), f"{name}: + {delay} min leaves {window}"
+        actual = re.match(r"(\w{3}) \S+ (\d\d:\d\d)", unit["NextElapseUSecRealtime"])
+        assert actual and _inside(window, actual[1], actual[2]), f"{name} fires at {unit['NextElapseUSecRealtime']}"
+        assert unit["Persistent"] == "no", f"{name} would catch a missed window up at boot, outside the window"
+
+
+@pytest.mark.control("CW-PATCH-01")
+def test_no_automatic_reboot_outside_the_window(apt_config, window):
+    reboot = re.search(r'^Unattended-Upgrade::Automatic-Reboot "(\w+)";$', apt_config, re.MULTILINE)
+    assert reboot, "Unattended-Upgrade::Automatic-Reboot is not set explicitly"
+    if reboot[1].lower() in ("false", "0", "no"):
+        return
+    at = re.search(r'^Unattended-Upgrade::Automatic-Reboot-Time "(\d\d:\d\d)";$', apt_config, re.MULTILINE)
+    assert at, "automatic reboot without Automatic-Reboot-Time reboots whenever the upgrade ends"
+    start_day = window["days"][0]
+    hours, minutes = window["start"].split(":")
+    offset = (int(at[1][:2]) * 60 + int(at[1][3:]) - int(hours) * 60 - int(minutes)) % 1440
+    assert offset < int(window["duration_minutes"]), f"reboot at {at[1]} is outside {window}"
+    assert _inside(window, start_day, window["start"], slack=offset)
+
+
+@pytest.mark.control("CW-PATCH-02")
+def test_every_source_is_signed_by_a_keyring_and_none_is_trusted(state, hostvars):
+    text = state["sources"][1]
+    assert state["legacy"][0] != 0, f"the legacy one-line /etc/apt/sources.list still has entries: {state['legacy'][1]}"
+    files = dict(re.findall(r"^@@file (\S+)\n(.*?)(?=^@@file |\Z)", text, re.MULTILINE | re.DOTALL))
+    assert "/etc/apt/sources.list.d/debian.sources" in files, sorted(files)
+    for path, content in files.items():
+        assert not re.search(r"trusted\s*[=:]\s*(yes|true|1)", content, re.IGNORECASE), f"{path} marks a source trusted"
+        if path.endswith(".sources"):
+            stanzas = [s for s in re.split(r"\n\s*\n", content) if re.search(r"^Types:", s, re.MULTILINE)]
+            for stanza in stanzas:
+                if re.search(r"^Enabled:\s*no", stanza, re.MULTILINE | re.IGNORECASE):
+                    continue
+                assert re.search(r"^Signed-By:\s*/\S+", stanza, re.MULTILINE), f"{path}: entry without Signed-By"
+        else:
+            for line in content.splitlines():
+                if re.match(r"\s*deb(-src)?\s", line):
+                    assert re.search(r"signed-by=/\S+", line), f"{path}: {line}"
+    mirrors = hostvars.get("patching_mirrors") or hostvars.get("cityward_apt_mirrors")
+    if isinstance(mirrors, dict):
+        approved = {u.rstrip("/") for uris in mirrors.values() for u in uris}
+        used = re.findall(r"^URIs:\s*(.+)$", files["/etc/apt/sources.list.d/debian.sources"], re.MULTILINE)
+        assert {u.rstrip("/") for line in used for u in line.split()} <= approved
+    assert state["keyring"][0] == 0, f"{KEYRING} is missing"
+    assert state["trusted_gpg"][0] != 0, "keys in the legacy /etc/apt/trusted.gpg are trusted for every source"
+
+
+@pytest.mark.control("CW-PATCH-02")
+def test_apt_never_accepts_unsigned_packages(apt_config):
+    assert not UNSIGNED.findall(apt_config), UNSIGNED.findall(apt_config)
+
+
+@pytest.mark.control("CW-PATCH-02", "CW-PATCH-03")
+def test_the_security_index_was_fetched_and_verified(state):
+    """apt-cache policy lists a release only when its signed InRelease verified."""
+    policy = state["policy"][1]
+    assert re.search(r"release .*l=Debian-Security", policy), policy[-1500:]
+
+
+@pytest.mark.control("CW-PATCH-03")
+def test_fact_reports_reboot_and_pending_security_updates(state):
+    rc, out = state["fact"]
+    assert rc == 0, out
+    fact = json.loads(out)
+    assert isinstance(fact["reboot_required"], bool)
+    assert "error" not in fact, fact.get("error")
+    assert fact["pending_security"] == len(fact["packages"]) >= 0
+    assert state["fact_mode"][1].split() == ["root", "755"]
+
+
+@pytest.mark.control("CW-PATCH-03")
+def test_pending_report_is_kept_root_only_on_the_host(state, hostvars):
+    rc, out = state["report"]
+    assert rc == 0, f"{REPORT} is missing"
+    report = json.loads(out)
+    assert report["host"] == hostvars["inventory_hostname"]
+    assert report["pending_security"] == len(report["packages"])
+    assert all(p["archive"].endswith("-security") for p in report["packages"]), report["packages"]
+    assert state["report_mode"][1].split() == ["root", "root", "640"]

@@ -1,0 +1,766 @@
+"""cityward CrossGuard rules for the segmented AWS network (controls CW-NET-01 .. CW-NET-12).
+
+Importable on its own (no gRPC server): `__main__.py` wraps POLICIES in a PolicyPack for
+`pulumi preview --policy-pack`, and `cityward cloud plan` runs them in-process over the
+resources the stack program registers under mocks.
+
+Each rule's name starts with its control ID (cw-net-NN-...) and its description names the
+control and the equivalent Checkov / AWS Foundational Security Best Practices (FSBP) IDs.
+Resource rules see a resource's inputs; stack rules see every resource's outputs and join them
+by `id` (route tables to subnets, flow logs to VPCs, rules to security groups).
+Props use the engine's camelCase names; numbers may arrive as floats.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+ENFORCEMENT_LEVEL = EnforcementLevel.MANDATORY
+
+# --- resource types (engine tokens) ----------------------------------------------------------
+VPC = "aws:ec2/vpc:Vpc"
+SUBNET = "aws:ec2/subnet:Subnet"
+ROUTE = "aws:ec2/route:Route"
+ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
+DEFAULT_ROUTE_TABLE = "aws:ec2/defaultRouteTable:DefaultRouteTable"
+ROUTE_TABLE_ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
+INTERNET_GATEWAY = "aws:ec2/internetGateway:InternetGateway"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SG_EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+SG_RULE_LEGACY = "aws:ec2/securityGroupRule:SecurityGroupRule"
+NETWORK_ACL = "aws:ec2/networkAcl:NetworkAcl"
+NETWORK_ACL_RULE = "aws:ec2/networkAclRule:NetworkAclRule"
+DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
+DEFAULT_NACL = "aws:ec2/defaultNetworkAcl:DefaultNetworkAcl"
+FLOW_LOG = "aws:ec2/flowLog:FlowLog"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+KMS_KEY = "aws:kms/key:Key"
+VPC_ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
+IMDS_DEFAULTS = "aws:ec2/instanceMetadataDefaults:InstanceMetadataDefaults"
+INSTANCE = "aws:ec2/instance:Instance"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+EBS_DEFAULT_ENCRYPTION = "aws:ebs/encryptionByDefault:EncryptionByDefault"
+S3_ACCOUNT_PAB = "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock"
+S3_BUCKET_PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+IAM_ROLE = "aws:iam/role:Role"
+TRAIL = "aws:cloudtrail/trail:Trail"
+
+# --- what the rules consider ---------------------------------------------------------------
+WORLD = ("0.0.0.0/0", "::/0")
+# Remote administration and file transfer: never from the internet (Checkov covers 20/21/22/3389).
+ADMIN_PORTS = {20: "FTP data", 21: "FTP", 22: "SSH", 23: "Telnet", 3389: "RDP", 5900: "VNC",
+               5985: "WinRM", 5986: "WinRM over TLS"}
+WEB_PORTS = (80, 443)  # FSBP EC2.18's default authorised ports for unrestricted ingress
+# Return traffic through stateless NACLs (the stack's ephemeralPorts); contains no admin port.
+RETURN_PORTS = (32768, 65535)
+SESSION_MANAGER_SERVICES = ("ssm", "ssmmessages", "ec2messages", "logs", "kms")
+MIN_LOG_RETENTION_DAYS = 365
+ZONE_TAG, KIND_TAG, ZONES_TAG, CONDUIT_TAG = "cityward:zone", "cityward:zone-kind", "cityward:zones", "cityward:conduit"
+
+
+# --- small helpers -------------------------------------------------------------------------
+
+
+def _num(value: Any) -> int | None:
+    try:
+        return None if value is None or isinstance(value, bool) else int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _false(value: Any) -> bool:
+    return value is False or (isinstance(value, str) and value.lower() == "false")
+
+
+def _all_protocols(protocol: Any) -> bool:
+    return str(protocol).lower() in ("-1", "all")
+
+
+def _proto_name(protocol: Any) -> str:
+    return {"6": "tcp", "17": "udp"}.get(str(protocol).lower(), str(protocol).lower())
+
+
+def _port_range(props: Mapping[str, Any], proto_key: str) -> tuple[int, int]:
+    """(from, to) a rule opens; all protocols, or no ports given, means every port."""
+    low, high = _num(props.get("fromPort")), _num(props.get("toPort"))
+    if _all_protocols(props.get(proto_key)) or (low is None and high is None):
+        return (0, 65535)
+    low = high if low is None else low
+    high = low if high is None else high
+    return (low, high)
+
+
+def _port_protocol(proto: str) -> bool:
+    """Protocols that have ports (ICMP types are not ports)."""
+    return proto in ("tcp", "udp", "-1", "all")
+
+
+def _covers(port_range: tuple[int, int], port: int) -> bool:
+    return port_range[0] <= port <= port_range[1]
+
+
+def _tags(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    return props.get("tags") or {}
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def _listify(value: Any) -> list:
+    # the engine hands lists over as read-only Sequence proxies, not lists
+    if value is None:
+        return []
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+
+
+def _rule(name: str, description: str, validate: Callable, level: EnforcementLevel | None = None):
+    return ResourceValidationPolicy(name=name, description=description, validate=validate,
+                                    enforcement_level=level or ENFORCEMENT_LEVEL)
+
+
+def _stack_rule(name: str, description: str, validate: Callable, level: EnforcementLevel | None = None):
+    return StackValidationPolicy(name=name, description=description, validate=validate,
+                                 enforcement_level=level or ENFORCEMENT_LEVEL)
+
+
+def _of(args: StackValidationArgs, *types: str) -> list:
+    return [r for r in args.resources if r.resource_type in types]
+
+
+def _ingress_entries(args: ResourceValidationArgs) -> Iterable[tuple[list[str], tuple[int, int], str]]:
+    """(source CIDRs, port range, protocol) of every ingress a security-group-ish resource opens."""
+    p = args.props
+    if args.resource_type == SG_INGRESS:
+        yield [c for c in (p.get("cidrIpv4"), p.get("cidrIpv6")) if c], _port_range(p, "ipProtocol"), \
+            _proto_name(p.get("ipProtocol"))
+    elif args.resource_type == SG_RULE_LEGACY and p.get("type") == "ingress":
+        yield _listify(p.get("cidrBlocks")) + _listify(p.get("ipv6CidrBlocks")), _port_range(p, "protocol"), \
+            _proto_name(p.get("protocol"))
+    elif args.resource_type in (SECURITY_GROUP, DEFAULT_SG):
+        for rule in _listify(p.get("ingress")):
+            yield _listify(rule.get("cidrBlocks")) + _listify(rule.get("ipv6CidrBlocks")), \
+                _port_range(rule, "protocol"), _proto_name(rule.get("protocol"))
+
+
+def _nacl_ingress_allows(args: ResourceValidationArgs) -> Iterable[tuple[str, tuple[int, int], str]]:
+    """(source CIDR, port range, protocol) of every allow-ingress NACL entry."""
+    p = args.props
+    if args.resource_type == NETWORK_ACL_RULE:
+        if not _true(p.get("egress")) and str(p.get("ruleAction", "")).lower() == "allow":
+            for cidr in (p.get("cidrBlock"), p.get("ipv6CidrBlock")):
+                if cidr:
+                    yield cidr, _port_range(p, "protocol"), _proto_name(p.get("protocol"))
+    elif args.resource_type in (NETWORK_ACL, DEFAULT_NACL):
+        for entry in _listify(p.get("ingress")):
+            if str(entry.get("action", "")).lower() == "allow":
+                for cidr in (entry.get("cidrBlock"), entry.get("ipv6CidrBlock")):
+                    if cidr:
+                        yield cidr, _port_range(entry, "protocol"), _proto_name(entry.get("protocol"))
+
+
+# --- CW-NET-01 -----------------------------------------------------------------------------
+
+
+def _one_vpc_zones_span_azs(args: StackValidationArgs, report: ReportViolation) -> None:
+    vpcs = _of(args, VPC)
+    if len(vpcs) != 1:
+        report(f"CW-NET-01: expected exactly one VPC, found {len(vpcs)}")
+    declared = {z for v in vpcs for z in str(_tags(v.props).get(ZONES_TAG, "")).split(",") if z}
+    azs: dict[str, set[str]] = {}
+    for subnet in _of(args, SUBNET):
+        tags = _tags(subnet.props)
+        zone = tags.get(ZONE_TAG)
+        if not zone:
+            report(f"CW-NET-01: subnet {subnet.name} has no '{ZONE_TAG}' tag: every subnet belongs to a zone",
+                   subnet.urn)
+            continue
+        if zone not in declared and tags.get(KIND_TAG) != "platform":
+            report(f"CW-NET-01: subnet {subnet.name} is in zone '{zone}', which the VPC's zones policy does not name",
+                   subnet.urn)
+        azs.setdefault(zone, set()).add(str(subnet.props.get("availabilityZone") or subnet.props.get(
+            "availabilityZoneId") or "?"))
+    for zone in sorted(declared | set(azs)):
+        found = azs.get(zone, set())
+        if len(found) < 2:
+            report(f"CW-NET-01: zone '{zone}' has subnets in {len(found)} availability zone(s), at least 2 needed")
+
+
+# --- CW-NET-02 -----------------------------------------------------------------------------
+
+
+def _routes_by_table(args: StackValidationArgs) -> dict[str, list[Mapping[str, Any]]]:
+    routes: dict[str, list[Mapping[str, Any]]] = {}
+    for table in _of(args, ROUTE_TABLE, DEFAULT_ROUTE_TABLE):
+        table_id = table.props.get("id")
+        routes.setdefault(table_id, []).extend(_listify(table.props.get("routes")))
+    for route in _of(args, ROUTE):
+        routes.setdefault(route.props.get("routeTableId"), []).append(route.props)
+    return routes
+
+
+def _internet_target(route: Mapping[str, Any], gateway_ids: set[str]) -> str | None:
+    gateway = route.get("gatewayId")
+    if gateway and (gateway in gateway_ids or str(gateway).startswith("igw-")):
+        return f"internet gateway {gateway}"
+    if route.get("natGatewayId"):
+        return f"NAT gateway {route['natGatewayId']}"
+    if route.get("egressOnlyGatewayId"):
+        return f"egress-only internet gateway {route['egressOnlyGatewayId']}"
+    return None
+
+
+def _tables_of_subnets(args: StackValidationArgs) -> dict[str, str]:
+    """subnet id -> route table id (explicit association, else the VPC's main route table)."""
+    main = {v.props.get("id"): v.props.get("mainRouteTableId") or v.props.get("defaultRouteTableId")
+            for v in _of(args, VPC)}
+    tables = {s.props.get("id"): main.get(s.props.get("vpcId")) for s in _of(args, SUBNET)}
+    for assoc in _of(args, ROUTE_TABLE_ASSOCIATION):
+        if assoc.props.get("subnetId"):
+            tables[assoc.props["subnetId"]] = assoc.props.get("routeTableId")
+    return tables
+
+
+def _ot_no_internet_route(args: StackValidationArgs, report: ReportViolation) -> None:
+    gateways = {g.props.get("id") for g in _of(args, INTERNET_GATEWAY)}
+    routes = _routes_by_table(args)
+    tables = _tables_of_subnets(args)
+    for subnet in _of(args, SUBNET):
+        if _tags(subnet.props).get(KIND_TAG) != "ot":
+            continue
+        table = tables.get(subnet.props.get("id"))
+        for route in routes.get(table, []):
+            target = _internet_target(route, gateways)
+            if target:
+                dest = route.get("destinationCidrBlock") or route.get("cidrBlock") or route.get(
+                    "destinationIpv6CidrBlock") or route.get("ipv6CidrBlock") or "?"
+                report(f"CW-NET-02: OT subnet {subnet.name} routes {dest} to {target} (route table {table})",
+                       subnet.urn)
+
+
+def _igw_routes_dmz_only(args: StackValidationArgs, report: ReportViolation) -> None:
+    gateways = {g.props.get("id") for g in _of(args, INTERNET_GATEWAY)}
+    routes = _routes_by_table(args)
+    subnet_kinds = {s.props.get("id"): _tags(s.props).get(KIND_TAG, "untagged") for s in _of(args, SUBNET)}
+    kinds: dict[str, set[str]] = {}
+    for subnet_id, table in _tables_of_subnets(args).items():
+        kinds.setdefault(table, set()).add(subnet_kinds.get(subnet_id, "unknown"))
+    for table, table_routes in routes.items():
+        for route in table_routes:
+            target = _internet_target(route, gateways)
+            if target and target.startswith("internet gateway") and kinds.get(table, set()) - {"dmz"}:
+                others = ", ".join(sorted(kinds[table] - {"dmz"}))
+                report(f"CW-NET-02: route table {table} sends traffic to the {target} but serves {others} subnets; "
+                       "only DMZ route tables may")
+
+
+# --- CW-NET-03 -----------------------------------------------------------------------------
+
+
+def _sg_no_world_admin(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for cidrs, ports, proto in _ingress_entries(args):
+        world = [c for c in cidrs if c in WORLD]
+        hits = [f"{port} ({label})" for port, label in ADMIN_PORTS.items() if _covers(ports, port)]
+        if world and hits and proto in ("tcp", "-1", "all"):
+            report(f"CW-NET-03: ingress from {world[0]} reaches admin port(s) {', '.join(hits)}")
+
+
+def _nacl_no_world_admin(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for cidr, ports, proto in _nacl_ingress_allows(args):
+        hits = [f"{port} ({label})" for port, label in ADMIN_PORTS.items() if _covers(ports, port)]
+        if cidr in WORLD and hits and proto in ("tcp", "-1", "all"):
+            report(f"CW-NET-03: NACL allows {cidr} in to admin port(s) {', '.join(hits)}")
+
+
+def _sg_world_only_web(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for cidrs, ports, proto in _ingress_entries(args):
+        world = [c for c in cidrs if c in WORLD]
+        if world and _port_protocol(proto) and not (proto == "tcp" and ports[0] == ports[1] and ports[0] in WEB_PORTS):
+            report(f"CW-NET-03: ingress from {world[0]} to {proto} {ports[0]}-{ports[1]}: only tcp "
+                   f"{'/'.join(map(str, WEB_PORTS))} may be open to the internet (OT protocols never)")
+
+
+def _nacl_world_web_or_return(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for cidr, ports, proto in _nacl_ingress_allows(args):
+        if cidr not in WORLD or not _port_protocol(proto):
+            continue
+        web = proto == "tcp" and ports[0] == ports[1] and ports[0] in WEB_PORTS
+        returning = proto in ("tcp", "udp") and RETURN_PORTS[0] <= ports[0] <= ports[1] <= RETURN_PORTS[1]
+        if not (web or returning):
+            report(f"CW-NET-03: NACL allows {cidr} in to {proto} {ports[0]}-{ports[1]}: only tcp 80/443 or the "
+                   f"return range {RETURN_PORTS[0]}-{RETURN_PORTS[1]} may be open to the internet")
+
+
+def _sg_no_inline_rules(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for direction in ("ingress", "egress"):
+        if _listify(args.props.get(direction)):
+            report(f"CW-NET-03: security group {args.name} declares inline {direction} rules; declare each "
+                   "conduit as an aws.vpc.SecurityGroupIngressRule/EgressRule")
+
+
+def _sg_rule_traces_conduit(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    p = args.props
+    conduit = str(_tags(p).get(CONDUIT_TAG, ""))
+    if not p.get("description"):
+        report(f"CW-NET-03: rule {args.name} has no description")
+    head, _, tail = conduit.partition(":")
+    proto, _, port = tail.partition("/")
+    if "->" not in head or proto not in ("tcp", "udp") or not port.isdigit():
+        report(f"CW-NET-03: rule {args.name} has no '{CONDUIT_TAG}' tag of the form from->to:proto/port "
+               f"(got {conduit!r}); every rule must come from a conduit")
+        return
+    if _proto_name(p.get("ipProtocol")) != proto or _port_range(p, "ipProtocol") != (int(port), int(port)):
+        report(f"CW-NET-03: rule {args.name} opens {p.get('ipProtocol')} {_num(p.get('fromPort'))}-"
+               f"{_num(p.get('toPort'))} but its conduit is {conduit}")
+
+
+def _sg_no_all_egress_to_world(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    p = args.props
+    if args.resource_type == SG_EGRESS:
+        entries = [([p.get("cidrIpv4"), p.get("cidrIpv6")], p.get("ipProtocol"))]
+    elif args.resource_type == SG_RULE_LEGACY and p.get("type") == "egress":
+        entries = [(_listify(p.get("cidrBlocks")) + _listify(p.get("ipv6CidrBlocks")), p.get("protocol"))]
+    else:
+        entries = [(_listify(e.get("cidrBlocks")) + _listify(e.get("ipv6CidrBlocks")), e.get("protocol"))
+                   for e in _listify(p.get("egress"))]
+    for cidrs, protocol in entries:
+        if _all_protocols(protocol) and any(c in WORLD for c in cidrs):
+            report("CW-NET-03: egress of all traffic to the internet; open only the conduits' ports")
+
+
+# --- CW-NET-04 -----------------------------------------------------------------------------
+
+
+def _default_has_no_rules(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for direction in ("ingress", "egress"):
+        if _listify(args.props.get(direction)):
+            report(f"CW-NET-04: the default {'security group' if args.resource_type == DEFAULT_SG else 'network ACL'} "
+                   f"carries {direction} rules; leave it empty so nothing can fall back on it")
+
+
+def _defaults_adopted(args: StackValidationArgs, report: ReportViolation) -> None:
+    sg_vpcs = {r.props.get("vpcId") for r in _of(args, DEFAULT_SG)}
+    acls = {r.props.get("defaultNetworkAclId") for r in _of(args, DEFAULT_NACL)}
+    for vpc in _of(args, VPC):
+        if vpc.props.get("id") not in sg_vpcs:
+            report(f"CW-NET-04: VPC {vpc.name} does not adopt its default security group (DefaultSecurityGroup) "
+                   "to strip its allow rules", vpc.urn)
+        if vpc.props.get("defaultNetworkAclId") not in acls:
+            report(f"CW-NET-04: VPC {vpc.name} does not adopt its default network ACL (DefaultNetworkAcl) "
+                   "to strip its allow-all rules", vpc.urn)
+
+
+# --- CW-NET-05 -----------------------------------------------------------------------------
+
+
+def _vpc_flow_logs(args: StackValidationArgs, report: ReportViolation) -> None:
+    groups = {g.props.get("arn"): g for g in _of(args, LOG_GROUP)}
+    logs = _of(args, FLOW_LOG)
+    for vpc in _of(args, VPC):
+        mine = [f for f in logs if f.props.get("vpcId") == vpc.props.get("id")]
+        complete = [f for f in mine if str(f.props.get("trafficType")).upper() == "ALL"]
+        if not complete:
+            report(f"CW-NET-05: VPC {vpc.name} has no flow log capturing ALL traffic", vpc.urn)
+        for flow in complete:
+            group = groups.get(flow.props.get("logDestination"))
+            if flow.props.get("logDestinationType", "cloud-watch-logs") == "cloud-watch-logs" and group is None:
+                report(f"CW-NET-05: flow log {flow.name} writes to a log group this stack does not manage "
+                       "(its encryption and retention cannot be checked)", flow.urn)
+
+
+def _flow_log_all(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if str(args.props.get("trafficType", "")).upper() != "ALL":
+        report(f"CW-NET-05: flow log traffic type is {args.props.get('trafficType')!r}; capture ALL "
+               "(accepted and rejected)")
+    if not args.props.get("logDestination") and not args.props.get("logGroupName"):
+        report("CW-NET-05: flow log has no destination")
+
+
+def _log_group_kms(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if not args.props.get("kmsKeyId"):
+        report("CW-NET-05: log group is not encrypted with a customer-managed KMS key (kmsKeyId)")
+
+
+def _log_group_retention(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    days = _num(args.props.get("retentionInDays"))
+    if days is None or days < MIN_LOG_RETENTION_DAYS:
+        report(f"CW-NET-05: log group keeps logs {days} days; set retentionInDays >= {MIN_LOG_RETENTION_DAYS}")
+
+
+# --- CW-NET-06 -----------------------------------------------------------------------------
+
+
+def _kms_rotation(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    p = args.props
+    spec = p.get("customerMasterKeySpec") or "SYMMETRIC_DEFAULT"
+    if spec != "SYMMETRIC_DEFAULT" or p.get("keyUsage", "ENCRYPT_DECRYPT") != "ENCRYPT_DECRYPT":
+        return  # AWS rotates only symmetric encryption keys
+    if not _true(p.get("enableKeyRotation")):
+        report("CW-NET-06: KMS key does not rotate (enableKeyRotation)")
+    period = _num(p.get("rotationPeriodInDays"))
+    if period is not None and period > 365:
+        report(f"CW-NET-06: KMS key rotates every {period} days; at most 365")
+
+
+# --- CW-NET-07 -----------------------------------------------------------------------------
+
+
+def _endpoint_private_dns(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    p = args.props
+    if str(p.get("vpcEndpointType", "Gateway")) != "Interface":
+        return
+    if not _true(p.get("privateDnsEnabled")):
+        report(f"CW-NET-07: interface endpoint {p.get('serviceName')} has no private DNS; instances would "
+               "resolve the public service address")
+    if not _listify(p.get("securityGroupIds")):
+        report(f"CW-NET-07: interface endpoint {p.get('serviceName')} has no security group of its own")
+
+
+def _session_manager_endpoints(args: StackValidationArgs, report: ReportViolation) -> None:
+    for vpc in _of(args, VPC):
+        present = {str(e.props.get("serviceName", "")).rsplit(".", 1)[-1] for e in _of(args, VPC_ENDPOINT)
+                   if e.props.get("vpcId") == vpc.props.get("id") and e.props.get("vpcEndpointType") == "Interface"}
+        missing = [s for s in SESSION_MANAGER_SERVICES if s not in present]
+        if missing:
+            report(f"CW-NET-07: VPC {vpc.name} lacks interface endpoints for {', '.join(missing)}; operators use "
+                   "Session Manager without any internet path", vpc.urn)
+
+
+def _inside(cidr: str | None, networks: list[ipaddress.IPv4Network]) -> bool:
+    try:
+        net = ipaddress.ip_network(str(cidr))
+    except ValueError:
+        return False
+    return any(net.version == n.version and net.subnet_of(n) for n in networks)
+
+
+def _endpoint_sg_https_from_vpc(args: StackValidationArgs, report: ReportViolation) -> None:
+    vpc_cidrs = {v.props.get("id"): ipaddress.ip_network(v.props["cidrBlock"]) for v in _of(args, VPC)
+                 if v.props.get("cidrBlock")}
+    rules = _of(args, SG_INGRESS)
+    for endpoint in _of(args, VPC_ENDPOINT):
+        if endpoint.props.get("vpcEndpointType") != "Interface":
+            continue
+        vpc_cidr = vpc_cidrs.get(endpoint.props.get("vpcId"))
+        for sg_id in _listify(endpoint.props.get("securityGroupIds")):
+            mine = [r for r in rules if r.props.get("securityGroupId") == sg_id]
+            if not mine:
+                report(f"CW-NET-07: endpoint {endpoint.name}'s security group {sg_id} admits no HTTPS from the VPC",
+                       endpoint.urn)
+            for rule in mine:
+                p = rule.props
+                https = _proto_name(p.get("ipProtocol")) == "tcp" and _port_range(p, "ipProtocol") == (443, 443)
+                from_vpc = vpc_cidr is not None and _inside(p.get("cidrIpv4"), [vpc_cidr])
+                if not (https and (from_vpc or p.get("referencedSecurityGroupId"))) or p.get("cidrIpv6"):
+                    report(f"CW-NET-07: endpoint security group rule {rule.name} allows {p.get('ipProtocol')} "
+                           f"{_num(p.get('fromPort'))}-{_num(p.get('toPort'))} from "
+                           f"{p.get('cidrIpv4') or p.get('cidrIpv6') or p.get('prefixListId')}; only tcp 443 from "
+                           "the VPC", rule.urn)
+
+
+def _ssh_only_from_management(args: StackValidationArgs, report: ReportViolation) -> None:
+    # the zone's per-AZ subnets together cover its CIDR: collapse them before comparing
+    management = list(ipaddress.collapse_addresses(
+        ipaddress.ip_network(s.props["cidrBlock"]) for s in _of(args, SUBNET)
+        if _tags(s.props).get(KIND_TAG) == "management" and s.props.get("cidrBlock")))
+    management_sgs = {g.props.get("id") for g in _of(args, SECURITY_GROUP)
+                      if _tags(g.props).get(KIND_TAG) == "management"}
+    for rule in _of(args, SG_INGRESS):
+        p = rule.props
+        if _proto_name(p.get("ipProtocol")) not in ("tcp", "-1", "all") or not _covers(
+                _port_range(p, "ipProtocol"), 22):
+            continue
+        source = p.get("cidrIpv4") or p.get("cidrIpv6")
+        if source and _inside(source, management):
+            continue
+        if not source and p.get("referencedSecurityGroupId") in management_sgs:
+            continue
+        report(f"CW-NET-07: SSH ingress {rule.name} from "
+               f"{source or p.get('referencedSecurityGroupId') or p.get('prefixListId')} is outside the management "
+               "zone; operators use Session Manager, automation comes from management", rule.urn)
+
+
+# --- CW-NET-08 -----------------------------------------------------------------------------
+
+
+def _imdsv2(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    p = args.props
+    tokens = p.get("httpTokens") if args.resource_type == IMDS_DEFAULTS else (p.get("metadataOptions") or {}).get(
+        "httpTokens")
+    if tokens != "required":
+        report(f"CW-NET-08: instance metadata tokens are {tokens!r}; require IMDSv2 (httpTokens 'required')")
+
+
+def _no_public_ip(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    p = args.props
+    if args.resource_type == SUBNET and _true(p.get("mapPublicIpOnLaunch")):
+        report("CW-NET-08: subnet assigns public IPv4 addresses at launch (mapPublicIpOnLaunch)")
+    if args.resource_type == INSTANCE and _true(p.get("associatePublicIpAddress")):
+        report("CW-NET-08: instance gets a public IPv4 address (associatePublicIpAddress)")
+    if args.resource_type == LAUNCH_TEMPLATE:
+        for nic in _listify(p.get("networkInterfaces")):
+            if _true(nic.get("associatePublicIpAddress")):
+                report("CW-NET-08: launch template gives instances a public IPv4 address")
+
+
+def _require(resource_type: str, label: str, control: str, ok: Callable[[Mapping[str, Any]], bool]):
+    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+        if not any(ok(r.props) for r in _of(args, resource_type)):
+            report(f"{control}: the stack declares no {label}")
+
+    return validate
+
+
+# --- CW-NET-09 / 10 ------------------------------------------------------------------------
+
+
+def _ebs_default_encryption(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if _false(args.props.get("enabled")):
+        report("CW-NET-09: EBS encryption by default is disabled")
+
+
+PAB_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+
+
+def _public_access_block(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    off = [f for f in PAB_FLAGS if not _true(args.props.get(f))]
+    if off:
+        scope = "account" if args.resource_type == S3_ACCOUNT_PAB else "bucket"
+        report(f"CW-NET-10: S3 {scope} public access block leaves {', '.join(off)} off")
+
+
+def _pab_all_on(props: Mapping[str, Any]) -> bool:
+    return all(_true(props.get(f)) for f in PAB_FLAGS)
+
+
+# --- CW-NET-11 -----------------------------------------------------------------------------
+
+
+def _human_trust_statements(policy: Any) -> list[Mapping[str, Any]]:
+    """Allow statements that let IAM principals (people, accounts) assume the role."""
+    doc = _json(policy) or {}
+    found = []
+    for statement in _listify(doc.get("Statement")):
+        actions = [str(a) for a in _listify(statement.get("Action"))]
+        principal = statement.get("Principal")
+        aws_principal = principal == "*" or (isinstance(principal, Mapping) and "AWS" in principal)
+        if statement.get("Effect") == "Allow" and aws_principal and any(
+                a in ("sts:AssumeRole", "sts:*", "*") for a in actions):
+            found.append(statement)
+    return found
+
+
+def _requires_mfa(statement: Mapping[str, Any]) -> bool:
+    # Bool, not BoolIfExists: the key is absent for long-term keys, and IfExists would let them in.
+    value = (statement.get("Condition") or {}).get("Bool", {}).get("aws:MultiFactorAuthPresent")
+    return any(_true(v) for v in _listify(value))
+
+
+def _role_requires_mfa(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for statement in _human_trust_statements(args.props.get("assumeRolePolicy")):
+        if not _requires_mfa(statement):
+            report(f"CW-NET-11: role {args.name} can be assumed by {statement.get('Principal')} without MFA "
+                   "(Condition Bool aws:MultiFactorAuthPresent true)")
+
+
+def _operator_role_present(props: Mapping[str, Any]) -> bool:
+    statements = _human_trust_statements(props.get("assumeRolePolicy"))
+    return bool(statements) and all(_requires_mfa(s) for s in statements)
+
+
+# --- CW-NET-12 -----------------------------------------------------------------------------
+
+
+def _trail_multi_region_validated(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    p = args.props
+    if not _true(p.get("isMultiRegionTrail")):
+        report("CW-NET-12: trail is not multi-region (isMultiRegionTrail)")
+    if not _true(p.get("enableLogFileValidation")):
+        report("CW-NET-12: trail has no log file validation (enableLogFileValidation)")
+    if _false(p.get("enableLogging")):
+        report("CW-NET-12: trail logging is switched off (enableLogging)")
+    if _false(p.get("includeGlobalServiceEvents")):
+        report("CW-NET-12: trail skips global service events (IAM, STS)")
+
+
+def _trail_kms(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if not args.props.get("kmsKeyId"):
+        report("CW-NET-12: trail logs are not encrypted with a KMS key (kmsKeyId)")
+
+
+def _trail_cloudwatch(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if not (args.props.get("cloudWatchLogsGroupArn") and args.props.get("cloudWatchLogsRoleArn")):
+        report("CW-NET-12: trail does not deliver to CloudWatch Logs (cloudWatchLogsGroupArn/RoleArn)")
+
+
+def _only(types: tuple[str, ...], fn: Callable) -> Callable:
+    def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+        if args.resource_type in types:
+            fn(args, report)
+
+    return validate
+
+
+SG_INGRESS_TYPES = (SG_INGRESS, SG_RULE_LEGACY, SECURITY_GROUP)
+NACL_TYPES = (NETWORK_ACL_RULE, NETWORK_ACL)
+
+POLICIES = [
+    _stack_rule("cw-net-01-one-vpc-zones-span-two-azs",
+                "CW-NET-01 (cityward; no Checkov/FSBP equivalent): exactly one VPC, every subnet tagged with its "
+                "zone, and every zone of the zones policy in at least two availability zones.",
+                _one_vpc_zones_span_azs),
+    _stack_rule("cw-net-02-ot-subnets-no-internet-route",
+                "CW-NET-02 (cityward's own rule, no external ID): no OT subnet's route table routes to an internet "
+                "gateway, NAT gateway or egress-only internet gateway.",
+                _ot_no_internet_route),
+    _stack_rule("cw-net-02-igw-routes-dmz-only",
+                "CW-NET-02 (cityward's own rule, no external ID): only route tables of DMZ subnets may route to the "
+                "internet gateway.",
+                _igw_routes_dmz_only),
+    _rule("cw-net-03-sg-no-world-admin-ports",
+          "CW-NET-03 (Checkov CKV_AWS_24, CKV_AWS_25; FSBP EC2.13, EC2.14): no security-group ingress from "
+          "0.0.0.0/0 or ::/0 to SSH, RDP or other admin ports.",
+          _only(SG_INGRESS_TYPES, _sg_no_world_admin)),
+    _rule("cw-net-03-nacl-no-world-admin-ports",
+          "CW-NET-03 (Checkov CKV_AWS_229, CKV_AWS_230, CKV_AWS_231, CKV_AWS_232; FSBP EC2.21): no network ACL "
+          "allows ingress from 0.0.0.0/0 or ::/0 to ports 20, 21, 22, 3389 or other admin ports.",
+          _only(NACL_TYPES, _nacl_no_world_admin)),
+    _rule("cw-net-03-sg-world-ingress-web-only",
+          "CW-NET-03 (FSBP EC2.18): unrestricted security-group ingress only to tcp 80/443; OT protocols such as "
+          "Modbus/TCP 502 or DNP3 20000 are never open to the internet.",
+          _only(SG_INGRESS_TYPES, _sg_world_only_web)),
+    _rule("cw-net-03-nacl-world-ingress-web-or-return",
+          "CW-NET-03 (cityward, complements FSBP EC2.21): network ACLs admit the internet only on tcp 80/443 and "
+          "the 32768-65535 return range.",
+          _only(NACL_TYPES, _nacl_world_web_or_return)),
+    _rule("cw-net-03-sg-rules-are-separate-resources",
+          "CW-NET-03 (cityward): security groups carry no inline rules; each conduit is an "
+          "aws.vpc.SecurityGroupIngressRule/EgressRule so it can be traced and reviewed.",
+          _only((SECURITY_GROUP,), _sg_no_inline_rules)),
+    _rule("cw-net-03-sg-rules-trace-to-conduit",
+          "CW-NET-03 (Checkov CKV_AWS_23 for descriptions): every security-group rule has a description and a "
+          "cityward:conduit tag (from->to:proto/port) that matches the port it opens.",
+          _only((SG_INGRESS, SG_EGRESS), _sg_rule_traces_conduit)),
+    _rule("cw-net-03-sg-no-all-traffic-egress-to-world",
+          "CW-NET-03 (cityward; least functionality, IEC 62443 SR 7.7): no security group lets all protocols out "
+          "to 0.0.0.0/0 or ::/0.",
+          _only((SG_EGRESS, SG_RULE_LEGACY, SECURITY_GROUP), _sg_no_all_egress_to_world)),
+    _rule("cw-net-04-default-sg-no-rules",
+          "CW-NET-04 (Checkov CKV2_AWS_12; FSBP EC2.2): the VPC's default security group has no ingress or "
+          "egress rules.",
+          _only((DEFAULT_SG,), _default_has_no_rules)),
+    _rule("cw-net-04-default-nacl-no-rules",
+          "CW-NET-04 (Checkov CKV2_AWS_12 companion; FSBP EC2.2 companion): the VPC's default network ACL has no "
+          "rules, so a subnet that loses its zone NACL is cut off rather than opened.",
+          _only((DEFAULT_NACL,), _default_has_no_rules)),
+    _stack_rule("cw-net-04-defaults-adopted",
+                "CW-NET-04 (Checkov CKV2_AWS_12; FSBP EC2.2): every VPC adopts its default security group and "
+                "default network ACL (DefaultSecurityGroup/DefaultNetworkAcl) so their allow rules are removed.",
+                _defaults_adopted),
+    _stack_rule("cw-net-05-vpc-flow-logs",
+                "CW-NET-05 (Checkov CKV2_AWS_11; FSBP EC2.6): every VPC has a flow log of ALL traffic into a log "
+                "group this stack manages.",
+                _vpc_flow_logs),
+    _rule("cw-net-05-flow-log-traffic-all",
+          "CW-NET-05 (Checkov CKV2_AWS_11; FSBP EC2.6): flow logs capture ALL traffic (accepted and rejected) "
+          "and name a destination.",
+          _only((FLOW_LOG,), _flow_log_all)),
+    _rule("cw-net-05-log-group-kms",
+          "CW-NET-05 (Checkov CKV_AWS_158): CloudWatch log groups are encrypted with a KMS key.",
+          _only((LOG_GROUP,), _log_group_kms)),
+    _rule("cw-net-05-log-group-retention-365",
+          "CW-NET-05 (Checkov CKV_AWS_338): CloudWatch log groups keep logs at least 365 days.",
+          _only((LOG_GROUP,), _log_group_retention)),
+    _rule("cw-net-06-kms-key-rotation",
+          "CW-NET-06 (Checkov CKV_AWS_7; FSBP KMS.4): symmetric customer-managed KMS keys rotate automatically, "
+          "at least yearly.",
+          _only((KMS_KEY,), _kms_rotation)),
+    _rule("cw-net-07-endpoint-private-dns",
+          "CW-NET-07 (cityward; no Checkov/FSBP equivalent): interface endpoints use private DNS and their own "
+          "security group.",
+          _only((VPC_ENDPOINT,), _endpoint_private_dns)),
+    _stack_rule("cw-net-07-session-manager-endpoints",
+                "CW-NET-07 (cityward): every VPC has interface endpoints for ssm, ssmmessages, ec2messages, logs "
+                "and kms, so operators use Session Manager and no bastion or internet path is needed.",
+                _session_manager_endpoints),
+    _stack_rule("cw-net-07-endpoint-sg-https-from-vpc",
+                "CW-NET-07 (cityward): interface endpoint security groups admit only tcp 443 from inside the VPC.",
+                _endpoint_sg_https_from_vpc),
+    _stack_rule("cw-net-07-ssh-only-from-management",
+                "CW-NET-07 (cityward; no bastion): SSH ingress only from management-zone subnets or security groups.",
+                _ssh_only_from_management),
+    _rule("cw-net-08-imdsv2-required",
+          "CW-NET-08 (Checkov CKV_AWS_79; FSBP EC2.8): account metadata defaults, instances and launch templates "
+          "require IMDSv2 tokens.",
+          _only((IMDS_DEFAULTS, INSTANCE, LAUNCH_TEMPLATE), _imdsv2)),
+    _stack_rule("cw-net-08-imdsv2-account-default",
+                "CW-NET-08 (FSBP EC2.8 at account level): the stack sets the region's instance metadata defaults to "
+                "IMDSv2 required (aws.ec2.InstanceMetadataDefaults).",
+                _require(IMDS_DEFAULTS, "InstanceMetadataDefaults with httpTokens 'required'", "CW-NET-08",
+                         lambda p: p.get("httpTokens") == "required")),
+    _rule("cw-net-08-no-public-ip-on-launch",
+          "CW-NET-08 (Checkov CKV_AWS_130, CKV_AWS_88; FSBP EC2.15): subnets, instances and launch templates "
+          "assign no public IPv4 address at launch.",
+          _only((SUBNET, INSTANCE, LAUNCH_TEMPLATE), _no_public_ip)),
+    _rule("cw-net-09-ebs-encryption-by-default",
+          "CW-NET-09 (Checkov CKV_AWS_106; FSBP EC2.7): EBS encryption by default stays enabled.",
+          _only((EBS_DEFAULT_ENCRYPTION,), _ebs_default_encryption)),
+    _stack_rule("cw-net-09-ebs-encryption-declared",
+                "CW-NET-09 (Checkov CKV_AWS_106; FSBP EC2.7): the stack enables EBS encryption by default "
+                "(aws.ebs.EncryptionByDefault).",
+                _require(EBS_DEFAULT_ENCRYPTION, "enabled EBS encryption by default", "CW-NET-09",
+                         lambda p: not _false(p.get("enabled")))),
+    _rule("cw-net-10-s3-public-access-block",
+          "CW-NET-10 (FSBP S3.1, S3.8; Checkov CKV_AWS_53-56): S3 account and bucket public access blocks have all "
+          "four settings on.",
+          _only((S3_ACCOUNT_PAB, S3_BUCKET_PAB), _public_access_block)),
+    _stack_rule("cw-net-10-s3-account-public-access-block-declared",
+                "CW-NET-10 (FSBP S3.1): the stack declares the S3 account-level public access block with all four "
+                "settings on.",
+                _require(S3_ACCOUNT_PAB, "S3 account public access block with all four settings on", "CW-NET-10",
+                         _pab_all_on)),
+    _rule("cw-net-11-human-roles-require-mfa",
+          "CW-NET-11 (FSBP IAM.5, IAM.19 for roles): a role that IAM principals can assume requires "
+          "aws:MultiFactorAuthPresent true in its trust policy.",
+          _only((IAM_ROLE,), _role_requires_mfa)),
+    _stack_rule("cw-net-11-operator-role-declared",
+                "CW-NET-11 (FSBP IAM.5, IAM.19): the stack declares an operator role whose trust policy requires MFA.",
+                _require(IAM_ROLE, "operator role assumable by IAM principals with MFA", "CW-NET-11",
+                         _operator_role_present)),
+    _rule("cw-net-12-cloudtrail-multi-region-validated",
+          "CW-NET-12 (FSBP CloudTrail.1, CloudTrail.4; Checkov CKV_AWS_67, CKV_AWS_36): trails are multi-region, "
+          "include global service events, log, and validate log files.",
+          _only((TRAIL,), _trail_multi_region_validated)),
+    _rule("cw-net-12-cloudtrail-kms",
+          "CW-NET-12 (FSBP CloudTrail.2; Checkov CKV_AWS_35): trail logs are encrypted with a KMS key.",
+          _only((TRAIL,), _trail_kms)),
+    _rule("cw-net-12-cloudtrail-cloudwatch-logs",
+          "CW-NET-12 (FSBP CloudTrail.5; Checkov CKV2_AWS_10): trails deliver to CloudWatch Logs.",
+          _only((TRAIL,), _trail_cloudwatch)),
+    _stack_rule("cw-net-12-cloudtrail-declared",
+                "CW-NET-12 (FSBP CloudTrail.1): the stack declares a multi-region trail with log file validation.",
+                _require(TRAIL, "multi-region CloudTrail with log file validation", "CW-NET-12",
+                         lambda p: _true(p.get("isMultiRegionTrail")) and _true(p.get("enableLogFileValidation")))),
+]

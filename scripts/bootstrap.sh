@@ -29,16 +29,23 @@ if ((${#need_pkgs[@]})); then
   apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
-# The virtualenv is rebuilt only when pyproject.toml changed since it was made.
+# The virtualenv is rebuilt only when the packaging (pyproject.toml, setup.py, galaxy.yml) changed
+# since it was made. The cityward package is installed editable, and this checkout is linked in as
+# the collection cityward.hardening, where the wheel would install it (site-packages/ansible_collections),
+# so that Ansible, the CLI and the tests use the files being edited.
 stamp=".venv/.cityward-stamp"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml setup.py galaxy.yml | sha256sum | cut -d' ' -f1)"
 if [[ ! -x .venv/bin/python || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   say "preparing the virtualenv (.venv)"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test]'
+  .venv/bin/pip install -q -e '.[dev,cloud]'
   echo "$want" > "$stamp"
 fi
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+mkdir -p "$site/ansible_collections/cityward"
+[[ "$(readlink "$site/ansible_collections/cityward/hardening" 2>/dev/null)" == "$CITYWARD_HOME" ]] ||
+  ln -sfn "$CITYWARD_HOME" "$site/ansible_collections/cityward/hardening"
 export PATH="$CITYWARD_HOME/.venv/bin:$PATH"
 export CONTAINERS_CONF="$CITYWARD_HOME/src/cityward/data/containers.conf"
 

@@ -75,8 +75,8 @@ scenarios=()
 for name in vm access logging default firewall baseline; do
   [[ -d "molecule/$name" ]] && scenarios+=("$name")
 done
-for dir in molecule/*/; do
-  name=$(basename "$dir")
+for file in molecule/*/molecule.yml; do
+  name=$(basename "$(dirname "$file")")
   [[ " ${scenarios[*]} " == *" $name "* ]] || scenarios+=("$name")
 done
 if ! printf '%s\n' "${scenarios[@]}" | xargs -P 2 -I{} bash -c 'run_scenario "$@"' _ {}; then

@@ -1,10 +1,14 @@
-"""Pulumi entry point: read the stack config, load the zones policy, build the network."""
+"""Pulumi entry point: read the stack config, load the zones policy, build the network.
+
+The program is cityward.cloud.network, from the cityward package (requirements.txt), so this
+project folder holds only the entry point and the stack configs; `cityward cloud plan` runs the
+same program offline."""
 
 from pathlib import Path
 
-import network
 import pulumi
 
+from cityward.cloud import network
 from cityward.zones import load_zones
 
 HERE = Path(__file__).resolve().parent

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from cityward.cloud import project
+from cityward.cloud import rules as cloud_rules
 from cityward.cloud.evaluate import Violation, evaluate
 from cityward.cloud.mocks import PlannedResource
 from cityward.cloud.plan import load_stack, run_stack
-from cityward.paths import project_root
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Planned:
@@ -47,7 +48,7 @@ class Planned:
 
 @pytest.fixture(scope="session")
 def rules():
-    return project.load_rules()
+    return cloud_rules
 
 
 @pytest.fixture(scope="session")
@@ -83,13 +84,12 @@ def check(rules) -> Callable[[list[PlannedResource]], list[Violation]]:
 
 @pytest.fixture
 def checkout(tmp_path, monkeypatch) -> Path:
-    """A minimal copy of the checkout under CITYWARD_HOME, for tests that edit its files."""
-    root = project_root()
-    for rel in ("pyproject.toml", "policies/zones.yml", "policies/pulumi/cityward_rules.py",
-                "stacks/segmented_network/network.py", "stacks/segmented_network/Pulumi.yaml",
+    """A copy of the example Pulumi project and its zones policy, as the current folder, for tests
+    that edit its files (the plan reads ./stacks/segmented_network when no --project is given)."""
+    for rel in ("policies/zones.yml", "stacks/segmented_network/Pulumi.yaml",
                 "stacks/segmented_network/Pulumi.example.yaml"):
         target = tmp_path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(root / rel, target)
-    monkeypatch.setenv("CITYWARD_HOME", str(tmp_path))
+        shutil.copy(ROOT / rel, target)
+    monkeypatch.chdir(tmp_path)
     return tmp_path

@@ -74,19 +74,36 @@ def test_unknown_stack_is_one_line(capsys):
 def test_bad_zones_file_is_one_line_naming_file_entry_field(checkout, capsys):
     zones = checkout / "policies/zones.yml"
     zones.write_text(zones.read_text().replace("port: 502,", "port: 70000,"))
-    line = one_line_error(capsys, ["cloud", "plan"])
+    line = one_line_error(capsys, ["cloud", "plan", "--project", str(checkout / "stacks/segmented_network")])
     assert f"{zones}: conduit #0 (ot-operations->field:70000), field 'port'" in line
 
 
 def test_bad_stack_config_is_one_line_naming_file_and_field(checkout, capsys):
     config = checkout / "stacks/segmented_network/Pulumi.example.yaml"
     config.write_text(config.read_text().replace("vpcCidr: 10.40.0.0/16", "vpcCidr: 10.40.0.0/99"))
-    line = one_line_error(capsys, ["cloud", "plan"])
+    line = one_line_error(capsys, ["cloud", "plan", "--project", str(config.parent)])
     assert f"{config}: config 'cityward-segmented-network:vpcCidr'" in line
 
 
 def test_broken_yaml_in_stack_config_is_one_line(checkout, capsys):
     config = checkout / "stacks/segmented_network/Pulumi.example.yaml"
     config.write_text(config.read_text() + "  oops: [\n")
+    line = one_line_error(capsys, ["cloud", "plan"])  # the project in ./stacks/segmented_network
+    assert line.startswith("cityward: error: stacks/segmented_network/Pulumi.example.yaml: line ")
+    assert "invalid YAML" in line
+
+
+def test_a_folder_without_a_pulumi_project_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     line = one_line_error(capsys, ["cloud", "plan"])
-    assert str(config) in line and "invalid YAML" in line
+    assert "no Pulumi.yaml; pass --project DIR" in line
+    line = one_line_error(capsys, ["cloud", "plan", "--project", str(tmp_path / "nowhere")])
+    assert line == f"cityward: error: {tmp_path / 'nowhere'}: no Pulumi.yaml; pass --project DIR, the folder of the " \
+                   "stack's Pulumi project"
+
+
+def test_a_stack_config_without_zones_file_names_the_key(checkout, capsys):
+    config = checkout / "stacks/segmented_network/Pulumi.example.yaml"
+    config.write_text("\n".join(line for line in config.read_text().splitlines() if "zonesFile" not in line))
+    line = one_line_error(capsys, ["cloud", "plan"])
+    assert "Pulumi.example.yaml: config 'cityward-segmented-network:zonesFile': required" in line

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -22,11 +23,11 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import unknown_checking_proxy
 
-from cityward.cloud import project
+from cityward.cloud import rules as RULES
+from cityward.cloud.evaluate import read_only
 
-RULES = project.load_rules()
+PACK = Path(__file__).resolve().parents[2] / "policies" / "pulumi"
 POLICIES = {p.name: p for p in RULES.POLICIES}
 
 T = {  # engine type tokens
@@ -57,7 +58,7 @@ def run_resource_rule(name: str, kind: str, props: dict) -> list[str]:
     assert isinstance(policy, ResourceValidationPolicy)
     messages: list[str] = []
     # props wrapped as the engine does: read-only Mapping/Sequence proxies
-    args = ResourceValidationArgs(T[kind], unknown_checking_proxy(props), f"urn:pulumi:test::p::{T[kind]}::r", "r",
+    args = ResourceValidationArgs(T[kind], read_only(props), f"urn:pulumi:test::p::{T[kind]}::r", "r",
                                   _opts(), None)
     policy.validate(args, lambda message, urn=None: messages.append(message))
     return messages
@@ -67,7 +68,7 @@ def run_stack_rule(name: str, resources: list[tuple[str, dict]]) -> list[str]:
     policy = POLICIES[name]
     assert isinstance(policy, StackValidationPolicy)
     messages: list[str] = []
-    stack = [PolicyResource(T[kind], unknown_checking_proxy(props), f"urn:pulumi:test::p::{T[kind]}::r{i}", f"r{i}",
+    stack = [PolicyResource(T[kind], read_only(props), f"urn:pulumi:test::p::{T[kind]}::r{i}", f"r{i}",
                             _opts(), None, None, [], {}) for i, (kind, props) in enumerate(resources)]
     policy.validate(StackValidationArgs(stack), lambda message, urn=None: messages.append(message))
     return messages
@@ -388,7 +389,7 @@ def test_every_rule_is_tested_named_and_mapped():
 
 
 def test_pack_entry_point_only_builds_the_pack():
-    directory = project.pack_dir()
+    directory = PACK
     meta = yaml.safe_load((directory / "PulumiPolicy.yaml").read_text())
     assert meta["runtime"] == "python"
     tree = ast.parse((directory / "__main__.py").read_text())

@@ -6,15 +6,16 @@ from __future__ import annotations
 import ipaddress
 import json
 import runpy
-import sys
+from pathlib import Path
 
 import pulumi
 import pytest
 
-from cityward.cloud import project
 from cityward.cloud.mocks import run_program
 from cityward.errors import CitywardError
 from cityward.zones import INTERNET
+
+STACK = Path(__file__).resolve().parents[2] / "stacks" / "segmented_network"
 
 VPC_CIDR = ipaddress.ip_network("10.40.0.0/16")
 
@@ -264,10 +265,10 @@ def test_a_conduit_change_flows_into_the_stack(run_variant, stack_inputs):
 
 def _config(stack_inputs, **values):
     base = {"vpcCidr": "10.40.0.0/16", "availabilityZones": ["eu-west-1a", "eu-west-1b"],
-            "endpointSubnetCidr": "10.40.240.0/24"}
+            "endpointSubnetCidr": "10.40.240.0/24", "zonesFile": "../../policies/zones.yml"}
     base.update(values)
     return stack_inputs.network.NetworkConfig.from_values(
-        base, region="eu-west-1", source="Pulumi.test.yaml", base_dir=project.stack_dir())
+        base, region="eu-west-1", source="Pulumi.test.yaml", base_dir=STACK)
 
 
 @pytest.mark.control("CW-NET-01")
@@ -304,13 +305,12 @@ def test_zone_too_small_for_its_azs_names_the_zone(stack_inputs):
 
 
 @pytest.mark.control("CW-NET-01")
-def test_main_program_reads_pulumi_config(monkeypatch):
+def test_main_program_reads_pulumi_config():
     """__main__.py as the Pulumi CLI would run it: config from the engine, exports set."""
-    directory = project.stack_dir()
-    monkeypatch.syspath_prepend(str(directory))
-    monkeypatch.delitem(sys.modules, "network", raising=False)
+    directory = STACK
     pulumi.runtime.set_all_config({
         "aws:region": "eu-west-1",
+        "cityward-segmented-network:zonesFile": "../../policies/zones.yml",
         "cityward-segmented-network:vpcCidr": "10.40.0.0/16",
         "cityward-segmented-network:availabilityZones": '["eu-west-1a", "eu-west-1b", "eu-west-1c"]',
         "cityward-segmented-network:endpointSubnetCidr": "10.40.240.0/24",
@@ -321,7 +321,6 @@ def test_main_program_reads_pulumi_config(monkeypatch):
                           project="cityward-segmented-network", stack="test", region="eu-west-1")
     finally:
         pulumi.runtime.set_all_config({})
-        sys.modules.pop("network", None)
     subnets = [r for r in run.resources if r.type == "aws:ec2/subnet:Subnet"]
     assert {s.inputs["availabilityZone"] for s in subnets} == {"eu-west-1a", "eu-west-1b", "eu-west-1c"}
     groups = [r for r in run.resources if r.type == "aws:cloudwatch/logGroup:LogGroup"]

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lab_secrets import lab_secret_values, leaks
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lab_secrets import lab_secret_values, leaks  # noqa: E402
-from sshd_live import live_and_configured, offer  # noqa: E402
+from cityward.checks.sshd_live import live_and_configured, offer
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST, SECOND = "cw-default-bookworm", "cw-default-trixie"

@@ -13,12 +13,9 @@ import paramiko
 import pyotp
 import pytest
 
-import cityward.testinfra_podman  # noqa: F401 - podman hosts through testinfra's native backend
+from cityward.checks.fixtures import host, hostvars
 
-
-@pytest.fixture(scope="module")
-def hostvars(host):
-    return host.ansible.get_variables()
+__all__ = ["host", "hostvars"]
 
 
 @pytest.fixture(scope="module")

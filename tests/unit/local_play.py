@@ -1,6 +1,6 @@
 """Run a one-task role through ansible-playbook on this machine (local connection), with the
-project's ansible.cfg, so cityward's own action plugins are found. Used by the tests of
-plugins/action."""
+project's ansible.cfg; the actions are the installed collection's (cityward.hardening.*), as a
+city's play finds them. Used by the tests of plugins/action."""
 
 from __future__ import annotations
 

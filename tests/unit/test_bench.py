@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import yaml
 
 from cityward import bench
+
+LAB = Path(__file__).resolve().parents[2] / "inventories" / "lab"
 
 RUN = """
 PLAY RECAP *********************************************************************
@@ -22,7 +25,7 @@ def test_recap_totals_the_last_play_recap():
 
 
 def test_inventory_has_the_bench_hosts_and_shares_the_lab_vault(tmp_path):
-    folder = bench.write_inventory(tmp_path / "inv", 3)
+    folder = bench.write_inventory(tmp_path / "inv", 3, LAB)
     data = yaml.safe_load((folder / "hosts.yml").read_text())
     hosts = data["all"]["children"]["ot_servers"]["hosts"]
     assert sorted(hosts) == ["bench-01", "bench-02", "bench-03"]
@@ -30,8 +33,10 @@ def test_inventory_has_the_bench_hosts_and_shares_the_lab_vault(tmp_path):
     assert all(h["lab_ip"].startswith("10.40.64.") and h["cityward_zone"] == "ot-operations" for h in hosts.values())
     assert all("cityward_device" in h for h in hosts.values()), "the audit needs each device's record"
     assert os.path.islink(folder / "group_vars") and (folder / "vault-password.txt").is_file()
+    # The lab's zones policy, by an absolute path: the bench inventory lives elsewhere.
+    assert data["all"]["vars"]["cityward_zones_file"] == str(LAB.parents[1] / "policies" / "zones.yml")
     # Writing again replaces the folder (a smaller fleet leaves no stale host behind).
-    again = yaml.safe_load((bench.write_inventory(tmp_path / "inv", 1) / "hosts.yml").read_text())
+    again = yaml.safe_load((bench.write_inventory(tmp_path / "inv", 1, LAB) / "hosts.yml").read_text())
     assert list(again["all"]["children"]["ot_servers"]["hosts"]) == ["bench-01"]
 
 
@@ -39,7 +44,7 @@ def test_ssh_inventory_logs_in_as_the_automation_account_from_the_lab_gateway(tm
     key = bench.automation_key(tmp_path / "work")
     assert key.stat().st_mode & 0o777 == 0o600
     assert bench.automation_key(tmp_path / "work").read_bytes() == key.read_bytes(), "made once, then reused"
-    data = yaml.safe_load((bench.write_inventory(tmp_path / "inv", 2, key) / "hosts.yml").read_text())
+    data = yaml.safe_load((bench.write_inventory(tmp_path / "inv", 2, LAB, key) / "hosts.yml").read_text())
     hosts, common = data["all"]["children"]["ot_servers"]["hosts"], data["all"]["vars"]
     addresses = [(h["ansible_host"], h["ansible_port"]) for h in hosts.values()]
     assert addresses == [("127.0.0.1", 2301), ("127.0.0.1", 2302)]

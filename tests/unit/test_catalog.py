@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,12 +12,11 @@ import yaml
 from cityward.catalog import load_catalog
 from cityward.cli import main
 from cityward.errors import CitywardError
-from cityward.paths import project_root
 
 
 @pytest.fixture
 def policies_copy(tmp_path):
-    shutil.copytree(project_root() / "policies", tmp_path / "policies",
+    shutil.copytree(Path(__file__).resolve().parents[2] / "policies", tmp_path / "policies",
                     ignore=shutil.ignore_patterns("pulumi", "*.py"))
     return tmp_path
 
@@ -53,7 +53,7 @@ def test_shipped_catalog_loads():
 def test_bad_control_names_control_and_field(policies_copy, changes, field, words):
     _break(policies_copy, "CW-SSH-03", **changes)
     with pytest.raises(CitywardError) as err:
-        load_catalog(policies_copy)
+        load_catalog(policies_copy / "policies")
     message = str(err.value)
     assert "controls.yml" in message and "CW-SSH-03" in message
     assert f"field '{field}'" in message and words in message
@@ -65,14 +65,14 @@ def test_duplicate_id_is_rejected(policies_copy):
     data["controls"].append(dict(data["controls"][0]))
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(CitywardError, match=r"control CW-SSH-01, field 'id': duplicate"):
-        load_catalog(policies_copy)
+        load_catalog(policies_copy / "policies")
 
 
 def test_yaml_syntax_error_names_file_and_line(policies_copy):
     path = policies_copy / "policies" / "controls.yml"
     path.write_text("controls:\n  - id: [unclosed\n")
     with pytest.raises(CitywardError, match=r"controls.yml: line \d+, column \d+: invalid YAML"):
-        load_catalog(policies_copy)
+        load_catalog(policies_copy / "policies")
 
 
 def test_controls_command_prints_coverage(capsys):
@@ -94,8 +94,7 @@ def test_controls_command_json_is_machine_readable(capsys):
 
 def test_cli_reports_a_broken_catalog_without_traceback(policies_copy, monkeypatch, capsys):
     _break(policies_copy, "CW-SSH-03", status="done")
-    monkeypatch.setenv("CITYWARD_HOME", str(policies_copy))
-    (policies_copy / "pyproject.toml").write_text("")
+    monkeypatch.setattr("cityward.catalog.policies_dir", lambda: policies_copy / "policies")
     assert main(["controls"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cityward: error:") and "CW-SSH-03" in err and "Traceback" not in err

@@ -19,9 +19,11 @@ from hypothesis import strategies as st
 
 from cityward.check import run_check
 from cityward.inventory import assess_host
+from cityward.zones import load_zones
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "example-city"
+ZONES = load_zones(ROOT / "policies" / "zones.yml")
 TODAY = date(2026, 11, 24)
 pytestmark = pytest.mark.control("CW-RES-04")
 
@@ -32,7 +34,9 @@ def world(tmp_path):
     shutil.copytree(EXAMPLE, tmp_path / "city")
     (tmp_path / "project").mkdir()
     shutil.copytree(ROOT / "policies", tmp_path / "project" / "policies")
-    (tmp_path / "project" / "pyproject.toml").write_text("")
+    # The copied city names the copied policy, relative to its own folder, as the example does.
+    edit(tmp_path / "city" / "group_vars" / "all" / "city.yml",
+         lambda data: data.update(cityward_zones_file="../project/policies/zones.yml"))
     return tmp_path
 
 
@@ -137,8 +141,7 @@ CORPUS = [
 
 
 def check(world: Path, inventory: Path | None = None):
-    return run_check([inventory or world / "city"], zones_path=world / "project" / "policies" / "zones.yml",
-                     project=world / "project", today=TODAY)
+    return run_check([inventory or world / "city"], policies=world / "project" / "policies", today=TODAY)
 
 
 def test_the_unchanged_world_passes(world):
@@ -184,7 +187,7 @@ VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
        zone=st.one_of(st.none(), st.sampled_from(["field", "moon"]), VALUES))
 def test_generated_device_records_give_named_fields_or_pass(record, zone):
     hostvars = {"cityward_device": record, "cityward_zone": zone}
-    host = assess_host("gen-01", hostvars, EXAMPLE, all_hosts=["gen-01"], today=TODAY)
+    host = assess_host("gen-01", hostvars, EXAMPLE, all_hosts=["gen-01"], today=TODAY, zones=ZONES)
     for problem in host.problems:
         assert problem.startswith(("field cityward_device", "field cityward_zone")), problem
     assert host.problems or host.device is not None

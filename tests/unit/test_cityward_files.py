@@ -1,4 +1,4 @@
-"""plugins/action/cityward_files.py: a role's files in one task, checked on the host in one module
+"""plugins/action/files.py: a role's files in one task, checked on the host in one module
 run. Driven through ansible-playbook on this machine (local connection) in a temporary folder:
 what lands, what a second run reports, what --check and drift do, and what a refusing validator
 leaves behind."""
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from local_play import run_task
 
-TEMPLATE = """# {{ ansible_managed }}
+TEMPLATE = """# Ansible managed
 value={{ demo_value }}
 {% for number in [1, 2] %}
 line {{ number }} of {{ timer.unit | default('none') }}
@@ -33,7 +33,7 @@ def lab(tmp_path):
 
 def run(lab: Path, files: list, *args: str):
     """Manage `files` under lab/out in a one-task role; return (exit, result, output)."""
-    return run_task(lab, {"name": "CW-TEST-01 | files", "cityward_files": {"files": files}}, *args,
+    return run_task(lab, {"name": "CW-TEST-01 | files", "cityward.hardening.files": {"files": files}}, *args,
                     play_vars={"demo_value": "1", "demo_validate": "grep -q hello %s"})
 
 

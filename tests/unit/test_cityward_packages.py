@@ -1,4 +1,4 @@
-"""plugins/action/cityward_packages.py: a role's packages in one task; on a host that already has
+"""plugins/action/packages.py: a role's packages in one task; on a host that already has
 them, one shell command and no apt module. Driven through ansible-playbook on this Debian machine
 (local connection): what it reads from dpkg, what it refuses, and how apt's own failure is named.
 Installing and purging for real happens in every Molecule scenario (first run, then idempotence)."""
@@ -10,12 +10,12 @@ import subprocess
 import pytest
 from local_play import assert_refused, load_action, run_task
 
-PLUGIN = load_action("cityward_packages")
+PLUGIN = load_action("packages")
 NO_SUCH = "cityward-no-such-package"
 
 
 def packages(lab, args: dict, *flags: str):
-    return run_task(lab, {"name": "CW-TEST-01 | packages", "cityward_packages": args}, "-vvv", *flags)
+    return run_task(lab, {"name": "CW-TEST-01 | packages", "cityward.hardening.packages": args}, "-vvv", *flags)
 
 
 def test_nothing_to_do_costs_one_command_and_no_apt_module(tmp_path):

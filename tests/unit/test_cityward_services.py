@@ -1,4 +1,4 @@
-"""plugins/action/cityward_services.py: systemd units kept enabled and running in one task, with
+"""plugins/action/services.py: systemd units kept enabled and running in one task, with
 no module run when `systemctl show` says they already are. This machine runs no systemd, so here:
 what it refuses before asking the host, that an unreadable answer hands every unit to
 ansible.builtin.systemd_service (whose failure it names), and how it reads systemctl's answer.
@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 from local_play import assert_refused, load_action, run_task
 
-PLUGIN = load_action("cityward_services")
+PLUGIN = load_action("services")
 
 
 def services(lab, args: dict, *flags: str):
-    return run_task(lab, {"name": "CW-TEST-01 | services", "cityward_services": args}, "-vvv", *flags)
+    return run_task(lab, {"name": "CW-TEST-01 | services", "cityward.hardening.services": args}, "-vvv", *flags)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -34,7 +34,7 @@ def test_an_unreadable_answer_hands_the_units_to_the_module(tmp_path):
     assert code != 0
     assert "systemctl show --property=Id,LoadState,ActiveState,UnitFileState -- cron.service" in output
     assert "AnsiballZ_systemd_service" in output
-    assert "cityward_services: cron.service:" in output
+    assert "services: cron.service:" in output
 
 
 def test_reads_one_block_per_unit_in_order():

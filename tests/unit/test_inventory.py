@@ -27,12 +27,12 @@ from cityward.inventory import (
     span_days,
     validate_inventory,
 )
-from cityward.paths import project_root
-from cityward.zones import default_zones_path, load_zones
+from cityward.zones import load_zones
 
-ROOT = project_root()
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "example-city"
 LAB = ROOT / "inventories" / "lab"
+ZONES = load_zones(ROOT / "policies" / "zones.yml")
 TODAY = date(2026, 11, 24)  # the example city's records are dated against this day
 GOV_IDS = ("CW-GOV-01", "CW-GOV-02", "CW-GOV-03", "CW-GOV-04", "CW-GOV-05", "CW-GOV-08", "CW-GOV-09",
            "CW-GOV-11", "CW-RES-01")
@@ -66,7 +66,7 @@ def test_example_city_graph_parses_cleanly():
 def test_example_city_metadata_is_valid(example):
     assert example.ok, "\n".join(example.problems)
     assert len(example.hosts) >= 30
-    zones = load_zones(default_zones_path())
+    zones = ZONES
     assert {h.zone for h in example.hosts.values()} >= {"management", "siem", "dmz", "ot-operations", "field"}
     for host in example.hosts.values():
         assert host.device is not None and host.verdicts["CW-GOV-01"].status == "passed"
@@ -122,7 +122,7 @@ def test_molecule_platform_metadata_passes_every_control():
     hostvars = yaml.safe_load((ROOT / "molecule" / "default" / "host_vars" / "cw-default-bookworm.yml").read_text())
     hostvars |= yaml.safe_load((LAB / "group_vars" / "all" / "city.yml").read_text())
     host = assess_host("cw-default-bookworm", hostvars, LAB, all_hosts=["cw-default-bookworm", "cw-default-trixie"],
-                       today=TODAY)
+                       today=TODAY, zones=ZONES)
     assert host.problems == []
     assert {cid: v.status for cid, v in host.verdicts.items()} == dict.fromkeys(GOV_IDS, "passed")
 
@@ -219,7 +219,7 @@ def corpus_report(tmp_path_factory):
     for name, (old, new), *_ in CORPUS:
         assert old in BASE, old
         (inventory / "host_vars" / f"{name}.yml").write_text(BASE.replace(old, new, 1))
-    return validate_inventory(inventory, today=TODAY)
+    return validate_inventory(inventory, today=TODAY, zones=ZONES)
 
 
 def test_corpus_is_large_enough():
@@ -293,7 +293,7 @@ def verdicts(tmp_path, dev=None, city=CITY, today=TODAY, extra=None, **files):
     folder = city_dir(tmp_path, **files)
     hostvars = {"cityward_zone": "field", "cityward_device": dev if dev is not None else device(),
                 "cityward_city": city, **(extra or {})}
-    host = assess_host("gw-01", hostvars, folder, all_hosts=["gw-01", "gw-02"], today=today)
+    host = assess_host("gw-01", hostvars, folder, all_hosts=["gw-01", "gw-02"], today=today, zones=ZONES)
     return {cid: (v.status, v.reason) for cid, v in host.verdicts.items()}
 
 
@@ -429,7 +429,7 @@ def test_redundancy_or_degraded_mode(tmp_path, changes, status, words):
 
 def test_encrypted_or_templated_metadata_is_not_guessed(tmp_path):
     vaulted = {"__ansible_vault": "$ANSIBLE_VAULT;1.1;AES256\n3361"}
-    host = assess_host("h", {"cityward_zone": "field", "cityward_device": vaulted}, tmp_path, today=TODAY)
+    host = assess_host("h", {"cityward_zone": "field", "cityward_device": vaulted}, tmp_path, today=TODAY, zones=ZONES)
     assert host.problems == ["field cityward_device: vault-encrypted metadata cannot be checked: "
                              "write the value itself"]
     got = verdicts(tmp_path, device(support_end_of_life="{{ eol }}"))
@@ -468,7 +468,8 @@ _junk = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3) | st.di
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(dev=_devices)
 def test_any_well_formed_device_is_valid(tmp_path, dev):
-    host = assess_host("h", {"cityward_zone": "field", "cityward_device": dev}, tmp_path, all_hosts=["h"], today=TODAY)
+    host = assess_host("h", {"cityward_zone": "field", "cityward_device": dev}, tmp_path, all_hosts=["h"], today=TODAY,
+                       zones=ZONES)
     assert host.problems == [] and host.device is not None
 
 
@@ -479,7 +480,8 @@ def test_any_well_formed_device_is_valid(tmp_path, dev):
 def test_junk_in_a_field_is_reported_on_that_field_never_raised(tmp_path, dev, field, junk):
     dev = copy.deepcopy(dev)
     dev[field] = junk
-    host = assess_host("h", {"cityward_zone": "field", "cityward_device": dev}, tmp_path, all_hosts=["h"], today=TODAY)
+    host = assess_host("h", {"cityward_zone": "field", "cityward_device": dev}, tmp_path, all_hosts=["h"], today=TODAY,
+                       zones=ZONES)
     for line in host.problems:
         assert line.startswith("field cityward_device"), line
     if host.problems:  # the field itself, or a rule it takes part in (runbook when critical, degraded mode)
@@ -491,7 +493,7 @@ def test_junk_in_a_field_is_reported_on_that_field_never_raised(tmp_path, dev, f
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(junk=_junk)
 def test_junk_instead_of_a_device_never_raises(tmp_path, junk):
-    host = assess_host("h", {"cityward_zone": "field", "cityward_device": junk}, tmp_path, today=TODAY)
+    host = assess_host("h", {"cityward_zone": "field", "cityward_device": junk}, tmp_path, today=TODAY, zones=ZONES)
     assert host.verdicts["CW-GOV-01"].status == "failed"
     assert all(line.startswith("field cityward_device") for line in host.problems)
 

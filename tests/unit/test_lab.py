@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,6 @@ from cityward.errors import CitywardError
 from cityward.lab.containers import lab_hosts
 from cityward.lab.image import Recipe
 from cityward.lab.podman import containers_conf, podman_env
-from cityward.paths import project_root
 
 
 def _inventory(tmp_path, host_vars: str):
@@ -22,7 +22,7 @@ def _inventory(tmp_path, host_vars: str):
 
 
 def test_shipped_lab_has_six_hosts_in_zones_with_only_net_admin():
-    hosts = lab_hosts(project_root() / "inventories" / "lab")
+    hosts = lab_hosts(Path(__file__).resolve().parents[2] / "inventories" / "lab")
     assert len(hosts) >= 6
     assert {h.zone for h in hosts} >= {"management", "ot-operations", "field", "siem"}
     assert all(set(h.capabilities) <= {"NET_ADMIN"} for h in hosts)

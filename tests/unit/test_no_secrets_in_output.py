@@ -5,13 +5,10 @@ keeps each scenario's whole output and points CITYWARD_TEST_LOGS at it; without 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lab_secrets import lab_secret_values, leaks  # noqa: E402
+from lab_secrets import lab_secret_values, leaks
 
 
 def test_the_lab_secrets_are_known_and_found_when_present():

@@ -4,7 +4,6 @@ naming the file, the entry and the field (control CW-FW-01)."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import ipaddress
 import re
 from pathlib import Path
@@ -237,11 +236,10 @@ def test_host_rules_refuse_an_unknown_zone():
 
 @pytest.fixture(scope="module")
 def filters():
-    path = REPO_ZONES.parents[1] / "plugins" / "filter" / "cityward_zones.py"
-    spec = importlib.util.spec_from_file_location("cityward_zones_filter", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.FilterModule().filters()
+    # Imported the way Ansible loads it: from the installed collection, by its collection path.
+    from ansible_collections.cityward.hardening.plugins.filter.zones import FilterModule
+
+    return FilterModule().filters()
 
 
 def test_filter_refuses_a_bad_policy_with_the_loaders_message(filters, tmp_path, raw):
@@ -251,16 +249,16 @@ def test_filter_refuses_a_bad_policy_with_the_loaders_message(filters, tmp_path,
     data["conduits"][0]["to"] = "scada-lan"
     path = write(tmp_path, data)
     with pytest.raises(AnsibleFilterError) as caught:
-        filters["cityward_zones"](str(path))
+        filters["zones_policy"](None, file=str(path))
     entry = "conduit #0 (ot-operations->scada-lan:502), field 'to': unknown zone 'scada-lan'"
     assert f"{path}: {entry}" in str(caught.value)
-    assert filters["cityward_zones"](str(REPO_ZONES)) == load_zones(REPO_ZONES).as_data()
+    assert filters["zones_policy"](None, file=str(REPO_ZONES)) == load_zones(REPO_ZONES).as_data()
 
 
 @pytest.mark.control("CW-FW-04")
 def test_filter_keeps_the_controller_and_refuses_a_policy_without_management(filters, raw):
-    policy = filters["cityward_zones"](str(REPO_ZONES))
-    rules = filters["cityward_host_rules"]
+    policy = filters["zones_policy"](None, file=str(REPO_ZONES))
+    rules = filters["host_rules"]
     outside = rules(policy, "field", host="gw", controller="192.0.2.2 51000 22", dns_resolvers=["10.40.32.53"])
     assert outside["controller"] == {"family": "ip", "address": "192.0.2.2"}
     assert outside["dns"] == ["10.40.32.53"] and outside["management_v4"] == ["10.40.32.0/20"]
@@ -280,3 +278,54 @@ def test_filter_keeps_the_controller_and_refuses_a_policy_without_management(fil
         rules(policy, "nowhere", host="gw")
     with pytest.raises(AnsibleFilterError, match="gw: firewall_dns_resolvers: 'dns.example' is not an IP address"):
         rules(policy, "field", host="gw", dns_resolvers=["dns.example"])
+
+
+# --- the policy as an input: cityward_zones (the policy) or cityward_zones_file (its path) --------
+
+
+@pytest.mark.control("CW-FW-01")
+def test_the_policy_is_taken_from_exactly_one_variable(raw, tmp_path, monkeypatch):
+    from cityward.zones import policy_input
+
+    inventory = tmp_path / "city"
+    (inventory / "policies").mkdir(parents=True)
+    write(inventory / "policies", raw)
+    assert policy_input(raw) == policy_input(None, "policies/zones.yml", inventory)
+    monkeypatch.setenv("CITY_POLICIES", str(inventory / "policies"))
+    assert policy_input(None, "$CITY_POLICIES/zones.yml", "/elsewhere").zones.keys() == raw["zones"].keys()
+    for policy, path, message in (
+        (None, None, "no zones policy: set cityward_zones_file (the path of the zones policy YAML, absolute or "
+                     "relative to the inventory folder) or cityward_zones (the policy itself) in the inventory"),
+        (raw, "zones.yml", "both cityward_zones and cityward_zones_file are set: give the policy one way only"),
+        ("zones.yml", None, "cityward_zones: expected the zones policy as a mapping (version, zones, conduits), "
+                            "got str"),
+        (None, "nowhere.yml", f"cityward_zones_file: {inventory / 'nowhere.yml'} is not a file"),
+    ):
+        with pytest.raises(CitywardError) as caught:
+            policy_input(policy, path, inventory)
+        assert str(caught.value) == message
+    with pytest.raises(CitywardError, match="is relative, and there is no inventory folder"):
+        policy_input(None, "zones.yml", None)
+
+
+@pytest.mark.control("CW-FW-01")
+def test_the_command_reads_the_one_policy_the_inventory_gives(raw, tmp_path):
+    from cityward.zones import policy_for_hosts
+
+    write(tmp_path, raw)
+    same = {"a": {"cityward_zones_file": "zones.yml"}, "b": {"cityward_zones_file": "zones.yml"}}
+    assert set(policy_for_hosts(same, tmp_path).zones) == set(raw["zones"])
+    with pytest.raises(CitywardError, match=r"the hosts name different zones policies \(a; b\)"):
+        policy_for_hosts({"a": {"cityward_zones_file": "zones.yml"}, "b": {"cityward_zones": raw}}, tmp_path)
+    with pytest.raises(CitywardError, match="host a, field cityward_zones_file: a template cannot be resolved"):
+        policy_for_hosts({"a": {"cityward_zones_file": "{{ inventory_dir }}/zones.yml"}}, tmp_path)
+    with pytest.raises(CitywardError, match=f"^{tmp_path}: host a: no zones policy: set cityward_zones_file"):
+        policy_for_hosts({"a": {}}, tmp_path)
+
+
+def test_the_filter_names_the_variable_of_a_missing_policy(filters):
+    from ansible.errors import AnsibleFilterError
+
+    with pytest.raises(AnsibleFilterError, match="CW-FW-01 refused the zones policy: no zones policy: set "
+                                                 "cityward_zones_file"):
+        filters["zones_policy"](None, file=None, inventory_dir="/inv")

@@ -7,7 +7,8 @@ to read, in docs/benchmarks.md and as JSON. The bench hosts are extra lab contai
 
 Ansible reaches them the way it reaches a city's hosts: over SSH (pipelining, one multiplexed
 connection per host) as the documented automation account, which the bench grants each fresh
-container first, as an installer would (`--connection podman` measures `podman exec` instead).
+container first, as an installer would (cityward.lab.automation; `--connection podman` measures
+`podman exec` instead).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import yaml
 
 from cityward.errors import CitywardError
 from cityward.lab import containers
+from cityward.lab.automation import automation_key, grant_automation, ssh_vars
 
 # Measured: a booted systemd container holds 6 to 7 inotify instances.
 INOTIFY_PER_CONTAINER = 8
@@ -161,19 +163,6 @@ def inotify_shortfall(containers_total: int, have: int) -> str | None:
             f"run `sysctl -w fs.inotify.max_user_instances={need}` (or bench a smaller --fleet)")
 
 
-AUTOMATION_USER = "cityward-automation"
-# Run in each fresh container, as root, with the public key on stdin: the automation login an
-# installer would leave behind (the same grant the VM tier's first boot makes).
-GRANT_AUTOMATION = f"""set -eu
-u={AUTOMATION_USER}
-id "$u" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$u"
-install -d -m 0700 -o "$u" -g "$u" /home/$u/.ssh
-cat > /home/$u/.ssh/authorized_keys
-chown "$u:$u" /home/$u/.ssh/authorized_keys
-chmod 0600 /home/$u/.ssh/authorized_keys
-echo "$u ALL=(ALL:ALL) NOPASSWD: ALL" > /etc/sudoers.d/50-cityward-bench
-chmod 0440 /etc/sudoers.d/50-cityward-bench
-"""
 # The lab's own network and image settings, read from its inventory rather than stated again here.
 LAB_VARS = ("ansible_python_interpreter", "lab_network", "lab_subnet", "lab_image", "lab_capabilities")
 CONNECTIONS = {
@@ -183,20 +172,10 @@ CONNECTIONS = {
 
 
 def _ssh_vars(key: Path, subnet: str) -> dict:
-    """Inventory variables for SSH as the automation account, from the lab network's gateway
-    (where connections to the ports published on 127.0.0.1 come from, as the hosts see them)."""
+    """SSH as the automation account from the lab network's gateway (where connections to the
+    ports published on 127.0.0.1 come from, as the hosts see them)."""
     gateway = str(ipaddress.ip_network(subnet)[1])
-    return {
-        "ansible_connection": "ssh",
-        "ansible_user": AUTOMATION_USER,
-        "ansible_private_key_file": str(key),
-        "ansible_become": True,
-        "ansible_ssh_common_args": f"-o StrictHostKeyChecking=accept-new "
-                                   f"-o UserKnownHostsFile={key.parent / 'known_hosts'}",
-        "cityward_automation_user": AUTOMATION_USER,
-        "cityward_automation_sources": [gateway],
-        "accounts_automation_ssh_keys": [key.with_suffix(".pub").read_text(encoding="ascii").strip()],
-    }
+    return ssh_vars(key, [gateway], known_hosts=str(key.parent / "known_hosts"), key_file=str(key))
 
 
 def write_inventory(folder: Path, count: int, lab: Path, key: Path | None = None) -> Path:
@@ -227,17 +206,6 @@ def write_inventory(folder: Path, count: int, lab: Path, key: Path | None = None
     return folder
 
 
-def automation_key(folder: Path) -> Path:
-    """The bench's automation key pair (ed25519, private half 0600), made once."""
-    key = folder / "automation_key"
-    if not key.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "cityward-bench", "-f", str(key)],
-                       check=True, capture_output=True)
-    key.chmod(0o600)
-    return key
-
-
 class Bench:
     def __init__(self, work: Path, lab: Path, connection: str = "ssh"):
         self.work = work
@@ -264,7 +232,7 @@ class Bench:
 
     def fresh_hosts(self, count: int) -> Path:
         """Remove any bench container and cached facts, then start `count` fresh ones."""
-        key = automation_key(self.work) if self.connection == "ssh" else None
+        key = automation_key(self.work, "cityward-bench") if self.connection == "ssh" else None
         inventory = write_inventory(self.work / f"inventory-{count}", count, self.lab, key)
         for name in containers.status(inventory):
             containers.podman("rm", "-f", "-t", "0", name["container"], check=False)
@@ -274,9 +242,8 @@ class Bench:
         _say(f"starting {count} fresh bench container(s)")
         containers.up(inventory)
         if key:
-            public = key.with_suffix(".pub").read_bytes()
             for row in containers.status(inventory):
-                containers.podman("exec", "-i", row["container"], "sh", "-c", GRANT_AUTOMATION, input_bytes=public)
+                grant_automation(row["container"], key)
         return inventory
 
     def remove_hosts(self, inventory: Path) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from operator import itemgetter
 from pathlib import Path
 
 from cityward.lab import containers, vm
+from cityward.lab.ee import build_ee
 from cityward.lab.image import RELEASES, build_image
 from cityward.lab.vm_image import build_vm_image
 
@@ -21,6 +23,16 @@ def _image(args) -> int:
     for release in releases:
         image, built = build_image(release, force=args.force)
         print(f"{image}\t{'built' if built else 'up to date'}")
+    return 0
+
+
+def _ee(args) -> int:
+    started = time.monotonic()
+    result = build_ee(force=args.force, wheel=Path(args.wheel) if args.wheel else None)
+    if args.format == "json":
+        print(json.dumps({**result, "seconds": round(time.monotonic() - started, 1)}, indent=2))
+    else:
+        print(f"{result['image']}\t{'built' if result['built'] else 'up to date'}")
     return 0
 
 
@@ -130,6 +142,16 @@ def register(sub) -> None:
                        help="Debian release to build (default: bookworm)")
     image.add_argument("--force", action="store_true", help="rebuild even when the image is up to date")
     image.set_defaults(func=_image)
+    ee = lab_sub.add_parser(
+        "ee", help="build an execution environment for AWX/ansible-runner on the offline Debian image",
+        description="Build localhost/cityward-ee:<version> with Podman on the lab's Debian image, offline: the "
+        "cityward wheel (built from this checkout), ansible-core, ansible-runner and the requirements of "
+        "awx/execution-environment.yml, in ansible-builder's layout. Skipped while the image carries the "
+        "current recipe's hash. With a registry, build awx/execution-environment.yml with ansible-builder instead.")
+    ee.add_argument("--wheel", help="a cityward wheel to put in instead of building one from the checkout")
+    ee.add_argument("--force", action="store_true", help="rebuild even when the image is up to date")
+    ee.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    ee.set_defaults(func=_ee)
     for name, func, text in (
         ("up", _up, "create or start the lab containers (idempotent; builds images when missing)"),
         ("down", _down, "remove the lab containers and their network"),

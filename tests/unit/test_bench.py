@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from cityward import bench
+from cityward.lab import automation
 
 LAB = Path(__file__).resolve().parents[2] / "inventories" / "lab"
 
@@ -41,15 +42,15 @@ def test_inventory_has_the_bench_hosts_and_shares_the_lab_vault(tmp_path):
 
 
 def test_ssh_inventory_logs_in_as_the_automation_account_from_the_lab_gateway(tmp_path):
-    key = bench.automation_key(tmp_path / "work")
+    key = automation.automation_key(tmp_path / "work")
     assert key.stat().st_mode & 0o777 == 0o600
-    assert bench.automation_key(tmp_path / "work").read_bytes() == key.read_bytes(), "made once, then reused"
+    assert automation.automation_key(tmp_path / "work").read_bytes() == key.read_bytes(), "made once, then reused"
     data = yaml.safe_load((bench.write_inventory(tmp_path / "inv", 2, LAB, key) / "hosts.yml").read_text())
     hosts, common = data["all"]["children"]["ot_servers"]["hosts"], data["all"]["vars"]
     addresses = [(h["ansible_host"], h["ansible_port"]) for h in hosts.values()]
     assert addresses == [("127.0.0.1", 2301), ("127.0.0.1", 2302)]
     assert common["ansible_connection"] == "ssh" and common["ansible_become"] is True
-    assert common["ansible_user"] == common["cityward_automation_user"] == bench.AUTOMATION_USER
+    assert common["ansible_user"] == common["cityward_automation_user"] == automation.AUTOMATION_USER
     # The hosts see the published port's connections coming from the lab network's gateway: the
     # ssh and firewall roles must admit the automation account from there, and only there.
     assert common["cityward_automation_sources"] == ["10.40.0.1"]

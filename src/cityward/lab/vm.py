@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cityward.errors import CitywardError
+from cityward.lab.automation import AUTOMATION_USER
 from cityward.lab.tools import ensure_commands, run_step
 from cityward.lab.vm_image import VmImage, build_vm_image, in_folder
 from cityward.paths import cache_dir
@@ -38,7 +39,7 @@ class VmSpec:
 
     name: str = "cityward-vm"
     port: int = 0  # 0: any free port on 127.0.0.1
-    user: str = "cityward-automation"
+    user: str = AUTOMATION_USER
     memory_mb: int = 2048
     cpus: int = 2
     release: str = "bookworm"

@@ -42,16 +42,21 @@ def _lines(exc: CitywardError) -> list[str]:
 
 
 def run_check(inventories: list[str | Path], *, zones_path: str | Path | None = None, limit: str | None = None,
-              policies: Path | None = None, today: date | None = None) -> CheckResult:
+              policies: Path | None = None, today: date | None = None, inventory_dir: str | Path | None = None,
+              job_slices: int = 1) -> CheckResult:
     """Check catalog, zones policy and every inventory; never raises for bad input.
 
     The zones policy is `zones_path` when given, else the one each inventory gives its hosts
-    (cityward_zones or cityward_zones_file)."""
+    (cityward_zones or cityward_zones_file). `inventory_dir` and `job_slices` describe a generated
+    inventory (AWX's, or one slice of a job run as `job_slices` slices): see validate_inventory."""
     result = CheckResult([str(i) for i in inventories])
     try:
         result.controls = len(load_catalog(policies).controls)
     except CitywardError as exc:
         result.problems += _lines(exc)
+    if inventory_dir is not None and not Path(inventory_dir).is_dir():
+        result.problems.append(f"{inventory_dir}: inventory folder not found (given as the city's inventory folder)")
+        return result
     zones: ZonesPolicy | None = None
     if zones_path:
         try:
@@ -63,7 +68,8 @@ def run_check(inventories: list[str | Path], *, zones_path: str | Path | None = 
             return result
     for inventory in inventories:
         try:
-            report = validate_inventory(inventory, limit=limit, zones=zones, today=today)
+            report = validate_inventory(inventory, limit=limit, zones=zones, today=today,
+                                        inventory_dir=inventory_dir, sliced=job_slices > 1)
         except CitywardError as exc:
             result.problems += _lines(exc)
             continue

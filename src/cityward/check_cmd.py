@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
 from cityward.check import run_check
 
 
+def _slices(value: str) -> int:
+    if not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of slices, 1 or more (got {value!r})")
+    return int(value)
+
+
 def _run(args) -> int:
-    result = run_check(args.inventory, zones_path=args.zones, limit=args.limit)
+    result = run_check(args.inventory, zones_path=args.zones, limit=args.limit, inventory_dir=args.inventory_dir,
+                       job_slices=args.job_slices)
     if args.format == "json":
         print(json.dumps(result.as_data(), indent=2))
         return 0 if result.ok else 1
@@ -35,5 +43,11 @@ def register(sub) -> None:
     parser.add_argument("--limit", help="host pattern, as ansible --limit")
     parser.add_argument("--zones", help="zones policy file (default: the one the inventory gives its hosts, "
                         "cityward_zones or cityward_zones_file)")
+    parser.add_argument("--inventory-dir", metavar="DIR",
+                        help="the city's inventory folder, when the inventory given is generated elsewhere (the one "
+                        "AWX hands a job, a slice): relative paths (records, zones policy) resolve there")
+    parser.add_argument("--job-slices", metavar="N", type=_slices, default=1,
+                        help="the inventory is one of N slices of a sliced job (cityward_job_slices): a redundancy "
+                        "partner outside it is not an error (default 1: the whole city)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     parser.set_defaults(func=_run)

@@ -9,7 +9,6 @@ last one stops a container: the scenario's destroy follows.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -18,27 +17,15 @@ from pathlib import Path
 import pytest
 import yaml
 from lab_secrets import lab_secret_values, leaks
+from managed_state import FIRST, ROOT, SECOND
+from managed_state import ansible_env as _env
+from managed_state import checksums as _checksums
+from managed_state import exec_in as _exec
+from managed_state import molecule_inventory as _molecule_inventory
 
 from cityward.checks.sshd_live import live_and_configured, offer
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRST, SECOND = "cw-default-bookworm", "cw-default-trixie"
-# What the roles manage; a run that changes nothing leaves every checksum as it was.
-MANAGED = ("/etc/ssh/sshd_config /etc/pam.d/sshd /etc/pam.d/sudo /etc/sudoers.d/* /etc/profile.d/*cityward* "
-           "/etc/login.defs /etc/security/*.conf /etc/passwd /etc/group /etc/shadow /etc/sysctl.d/* "
-           "/etc/nftables.conf /etc/rsyslog.d/* /etc/audit/rules.d/* /etc/systemd/journald.conf.d/* "
-           "/etc/chrony/chrony.conf /etc/apt/apt.conf.d/* /etc/apt/sources.list.d/*")
 RUNS: list[str] = []  # every playbook output of this module, searched for secrets at the end
-
-
-def _molecule_inventory() -> Path:
-    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-            "ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "inventories" / "lab" / "vault-password.txt"),
-            "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
 
 
 def _playbook_cmd(inventory: Path, *args: str) -> list[str]:
@@ -57,17 +44,6 @@ def _recap(output: str) -> dict[str, dict[str, int]]:
     recap = output.rsplit("PLAY RECAP", 1)[-1]
     return {host: dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", counts))
             for host, counts in re.findall(r"(?m)^(\S+)\s+:\s+(ok=.*)$", recap)}
-
-
-def _exec(container: str, command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["podman", "exec", container, "sh", "-c", command], capture_output=True, text=True,
-                          check=False, timeout=120)
-
-
-def _checksums(container: str) -> str:
-    result = _exec(container, f"sha256sum {MANAGED} 2>/dev/null | sort")
-    assert result.stdout.count("\n") > 20, f"{container}: too few managed files found: {result.stdout}"
-    return result.stdout
 
 
 def _live_vs_disk(container: str) -> tuple[dict, dict]:

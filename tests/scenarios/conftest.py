@@ -133,3 +133,16 @@ def ssh(published_ssh, keys_dir):
     yield connect
     for session in sessions:
         session.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """What scenario tests measured (`record_property("seconds", ...)`), after the results: the
+    time a proof adds to its scenario is reported, not asserted."""
+    reports = [report for outcome in ("passed", "failed") for report in terminalreporter.stats.get(outcome, [])]
+    timed = [(report.nodeid, value) for report in reports
+             for name, value in getattr(report, "user_properties", []) if name == "seconds"]
+    if timed:
+        terminalreporter.write_sep("-", "seconds measured")
+        for nodeid, value in timed:
+            terminalreporter.write_line(f"{value:8.1f} s  {nodeid}")
+        terminalreporter.write_line(f"{sum(value for _, value in timed):8.1f} s  in all")

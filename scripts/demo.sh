@@ -11,10 +11,11 @@ export ANSIBLE_VAULT_PASSWORD_FILE="$CITYWARD_HOME/inventories/lab/vault-passwor
 say "1/3 lab city up (cityward lab up)"
 cityward lab up
 
-say "2/3 hardening the lab (ansible-playbook -i inventories/lab playbooks/site.yml)"
-ansible-playbook -i inventories/lab playbooks/lab-pki.yml    # the lab's own CA, once
-ansible-playbook -i inventories/lab playbooks/lab-siem.yml   # the lab's SIEM (syslog over mutual TLS)
-ansible-playbook -i inventories/lab playbooks/site.yml
+say "2/3 hardening the lab (ansible-playbook -i inventories/lab cityward.hardening.site)"
+# The collection's playbooks by FQCN, as a city runs them (this checkout is the installed collection).
+ansible-playbook -i inventories/lab cityward.hardening.lab_pki    # the lab's own CA, once
+ansible-playbook -i inventories/lab cityward.hardening.lab_siem   # the lab's SIEM (syslog over mutual TLS)
+ansible-playbook -i inventories/lab cityward.hardening.site
 
 say "3/3 auditing every control (cityward audit -i inventories/lab)"
 cityward audit -i inventories/lab --out reports/lab

@@ -4,14 +4,15 @@ They run on the controller, so a bad or missing policy is refused with one line 
 variable, the file, the entry and the field, before any task touches a host (control CW-FW-01).
 The policy model is the collection's own (plugins/plugin_utils/zones.py).
 
-    policy: "{{ firewall_zones | cityward.hardening.zones_policy(file=firewall_zones_file,
-                                                                 inventory_dir=inventory_dir) }}"
+    policy: "{{ firewall_zones | cityward.hardening.zones_policy(file=firewall_zones_file, inventory_dir=inventory_dir,
+                                                                 city_dir=cityward_inventory_dir | default(none)) }}"
     rules:  "{{ policy | cityward.hardening.host_rules(zone, host=inventory_hostname, service_hosts=...) }}"
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,12 +33,17 @@ def as_builtin(value: Any) -> Any:
     return value
 
 
-def zones_policy(policy: Any, file: Any = None, inventory_dir: Any = None) -> dict[str, Any]:
+def zones_policy(policy: Any, file: Any = None, inventory_dir: Any = None, city_dir: Any = None) -> dict[str, Any]:
     """Validate the zones policy a host was given, as plain data: `policy` is the value of
     cityward_zones (the policy itself), `file` of cityward_zones_file (its path, relative paths
-    taken from `inventory_dir`). Exactly one of them."""
+    taken from `city_dir` when given, else from `inventory_dir`). Exactly one of them.
+
+    `city_dir` is cityward_inventory_dir: the city's inventory folder when the play runs from an
+    inventory generated elsewhere (AWX hands every job one); a relative value is taken from the
+    folder ansible-playbook runs in (AWX's project checkout)."""
+    base = os.path.abspath(as_builtin(city_dir)) if city_dir not in (None, "") else as_builtin(inventory_dir)
     try:
-        loaded = policy_input(as_builtin(policy), as_builtin(file), as_builtin(inventory_dir))
+        loaded = policy_input(as_builtin(policy), as_builtin(file), base)
     except CitywardError as exc:
         raise AnsibleFilterError(f"CW-FW-01 refused the zones policy: {exc}") from None
     return loaded.as_data()

@@ -494,7 +494,11 @@ def assess_host(name: str, hostvars: Mapping, inventory: str | Path, *, all_host
     redundancy partners); relative paths resolve against `inventory` (see `inventory_dirs`).
     """
     today = today or date.today()
-    zones = zones or policy_for_hosts({name: hostvars}, inventory)
+    no_policy = ""
+    try:
+        zones = zones or policy_for_hosts({name: hostvars}, inventory)
+    except CitywardError as exc:  # no zones policy, or a bad one: the zone cannot be judged (CW-GOV-01)
+        no_policy = str(exc)
     dirs = inventory_dirs(inventory)
     raw = _plain(hostvars.get("cityward_device"))
     zone = _plain(hostvars.get("cityward_zone"))
@@ -512,6 +516,8 @@ def assess_host(name: str, hostvars: Mapping, inventory: str | Path, *, all_host
     # CW-GOV-01: the zone and the device record are complete and valid.
     if zone is None:
         problems.append(("cityward_zone", "required field missing (a zone of the zones policy)"))
+    elif no_policy:
+        problems.append(("cityward_zone", f"cannot be checked: {no_policy}"))
     elif not isinstance(zone, str) or zone not in zones.zones:
         known = ", ".join(zones.zones)
         problems.append(("cityward_zone", f"unknown zone {_show(zone)} (known: {known})"))
@@ -751,13 +757,16 @@ def _broken_yaml(inventory: Path) -> str:
     return ""
 
 
-def list_inventory(inventory: str | Path, limit: str | None = None) -> dict:
+def list_inventory(inventory: str | Path, limit: str | None = None, *, export: bool = False) -> dict:
     """`ansible-inventory -i INVENTORY --list` as data; a broken inventory is a CitywardError with
-    ansible's own message. The vault password comes from ANSIBLE_VAULT_PASSWORD_FILE, if set."""
+    ansible's own message. The vault password comes from ANSIBLE_VAULT_PASSWORD_FILE, if set.
+    `export`: variables stay on the groups that set them (`--export`, what AWX imports) instead
+    of being merged into each host's."""
     path = Path(inventory)
     if not path.exists():
         raise CitywardError(f"{inventory}: inventory not found")
-    cmd = [_ansible_inventory(), "-i", str(path), "--list"] + (["--limit", limit] if limit else [])
+    cmd = [_ansible_inventory(), "-i", str(path), "--list"] + (["--limit", limit] if limit else []) \
+        + (["--export"] if export else [])
     env = {**os.environ, **inventory_env()}
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
@@ -777,22 +786,29 @@ def list_inventory(inventory: str | Path, limit: str | None = None) -> dict:
 
 
 def validate_inventory(inventory_path: str | Path, limit: str | None = None, *,
-                       zones: ZonesPolicy | None = None, today: date | None = None) -> InventoryReport:
+                       zones: ZonesPolicy | None = None, today: date | None = None,
+                       inventory_dir: str | Path | None = None, sliced: bool = False) -> InventoryReport:
     """Validate the metadata of every host (of `limit`, when given) of an inventory.
 
     Never raises for bad metadata: each problem is one line of the report naming host (or city)
     and field. Raises CitywardError only when the inventory itself cannot be read.
+
+    An inventory generated away from the city's folder (the one AWX hands a job, a slice of
+    cityward.slices) names that folder in `inventory_dir`: relative paths resolve there. `sliced`:
+    the inventory holds one slice of the city's hosts, so a redundancy partner outside it is not
+    an error (it is another slice's host; the unsliced check and the audit verify it).
     """
     label = str(inventory_path)
+    base = inventory_dir or inventory_path
     full = list_inventory(inventory_path)
-    everyone = set(full.get("_meta", {}).get("hostvars", {}))
+    everyone = None if sliced else set(full.get("_meta", {}).get("hostvars", {}))
     listed = list_inventory(inventory_path, limit) if limit else full
     hostvars = listed.get("_meta", {}).get("hostvars", {})
     if not hostvars:
         raise CitywardError(f"{label}: no hosts match {limit!r}" if limit else f"{label}: no hosts")
     group_names = _group_names(listed)
-    zones = zones or policy_for_hosts(full.get("_meta", {}).get("hostvars", {}), inventory_path)
-    dirs = inventory_dirs(inventory_path)
+    zones = zones or policy_for_hosts(full.get("_meta", {}).get("hostvars", {}), base)
+    dirs = inventory_dirs(base)
     cities: dict[str, CityFiles] = {}
     problems: list[str] = []
     hosts: dict[str, HostMetadata] = {}
@@ -807,7 +823,7 @@ def validate_inventory(inventory_path: str | Path, limit: str | None = None, *,
         city = cities[key]
         if city.city is None:
             problems += [f"{label}: host {name}, {p}" for p in city.problems]
-        host = assess_host(name, variables, inventory_path, all_hosts=everyone, zones=zones, today=today,
+        host = assess_host(name, variables, base, all_hosts=everyone, zones=zones, today=today,
                            city_files=city)
         problems += [f"{label}: host {name}, {p}" for p in host.problems]
         hosts[name] = host

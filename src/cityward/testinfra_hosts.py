@@ -32,7 +32,8 @@ def host_for(name: str, inventory: Mapping[str, Any], inventory_path: str) -> Ho
     """The testinfra host of `name`, from an inventory already resolved (`ansible-inventory --list`).
     A connection testinfra has no backend for goes through its ansible backend (slower, same result)."""
     hostvars = inventory.get("_meta", {}).get("hostvars", {}).get(name, {})
-    spec = podman_spec(hostvars)
+    # A resolved inventory has no inventory_hostname: a container named as its host (Molecule's) needs it.
+    spec = podman_spec({"inventory_hostname": name, **hostvars})
     if spec:
         return testinfra.get_host(spec)
     found = ansible_runner.get_ansible_host(ansible_runner.get_ansible_config(), dict(inventory), name)

@@ -167,7 +167,8 @@ def test_unsigned_source_stops_the_patch_run_before_the_next_batch(host, hostvar
     host.run(f"echo 'deb [trusted=yes] http://unsigned.invalid/debian stable main' > {planted}")
     try:
         result = subprocess.run(
-            ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "playbooks/patch.yml",
+            # The inventory folder: Molecule's file plus the sources it links (the zones policy).
+            ["ansible-playbook", "-i", str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent), "playbooks/patch.yml",
              "-e", "cityward_patch_hosts=ot_servers"],
             capture_output=True, text=True, timeout=600, cwd=root,
             env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"},

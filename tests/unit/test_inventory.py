@@ -445,6 +445,16 @@ def test_one_bad_field_spoils_only_its_own_checks(tmp_path):
     assert {cid for cid, (s, _) in got.items() if s == "failed"} == {"CW-GOV-01", "CW-GOV-02"}
 
 
+def test_a_host_of_an_inventory_without_zones_policy_fails_gov_01_saying_why(tmp_path):
+    """The audit of such an inventory (a Molecule scenario's) runs; the zone cannot be judged."""
+    host = assess_host("h", {"cityward_zone": "field", "cityward_device": device(redundancy=None)}, tmp_path,
+                       all_hosts=["h"], today=TODAY)
+    assert host.problems == [f"field cityward_zone: cannot be checked: {tmp_path}: host h: no zones policy: set "
+                             "cityward_zones_file (the path of the zones policy YAML, absolute or relative to the "
+                             "inventory folder) or cityward_zones (the policy itself) in the inventory"]
+    assert host.verdicts["CW-GOV-01"].status == "failed"
+
+
 # --- properties -----------------------------------------------------------------------------------
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=30).filter(

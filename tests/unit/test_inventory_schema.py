@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ansible_collections.cityward.hardening.plugins.plugin_utils.inventory_schema import NEWEST, check_schema
+from local_play import run_task
+
 from cityward.check import run_check
 from cityward.errors import CitywardError
-from local_play import run_task
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.control("CW-RES-04")

@@ -55,3 +55,8 @@ def test_recipe_hash_changes_with_the_recipe():
     assert base.digest == Recipe(release="bookworm").digest
     assert base.digest != Recipe(release="trixie").digest
     assert base.digest != Recipe(release="bookworm", packages=(*base.packages, "curl")).digest
+
+
+def test_a_missing_lab_inventory_is_one_line(tmp_path):
+    with pytest.raises(CitywardError, match=r"nowhere: no lab inventory here; run from a cityward checkout"):
+        lab_hosts(tmp_path / "nowhere")

@@ -16,6 +16,7 @@ from cityward.testinfra_hosts import host_for, host_variables, podman_spec
 RESOLVED = {
     "_meta": {"hostvars": {
         "gw-01": {"ansible_connection": "containers.podman.podman", "ansible_host": "cw-lab-gw-01"},
+        "cw-default-trixie": {"ansible_connection": "podman"},  # Molecule's: the container is named as the host
         "scada-01": {"ansible_host": "10.40.64.10", "ansible_user": "cityward-automation", "ansible_port": 2202,
                      "ansible_become": True},
     }},
@@ -35,6 +36,7 @@ def test_podman_hosts_get_testinfras_podman_backend(no_inventory_runs):
     assert podman_spec({"ansible_connection": "podman", "ansible_host": "c", "ansible_user": "u"}) == "podman://u@c"
     assert podman_spec({"ansible_connection": "ssh"}) is None
     assert host_for("gw-01", RESOLVED, "unused").backend.NAME == "podman"
+    assert host_for("cw-default-trixie", RESOLVED, "unused").backend.name == "cw-default-trixie"
 
 
 def test_ssh_hosts_get_testinfras_ssh_backend_from_the_same_variables(no_inventory_runs):

@@ -20,7 +20,7 @@ from pathlib import Path
 from cityward import __version__
 from cityward.audit.model import AuditRun, CheckResult, HostResult
 from cityward.audit.sbom import DPKG_QUERY, cyclonedx_from_dpkg
-from cityward.checks.fixtures import AUDIT_HOST, AUDIT_INVENTORY, AUDIT_INVENTORY_JSON
+from cityward.checks.fixtures import AUDIT_HOST, AUDIT_INVENTORY, AUDIT_INVENTORY_DIR, AUDIT_INVENTORY_JSON
 from cityward.errors import CitywardError
 from cityward.lab.podman import podman_env
 from cityward.resources import checks_dir
@@ -84,13 +84,16 @@ def _collect_sbom(name: str, inventory: Path, resolved: dict, out_dir: Path) -> 
     return path
 
 
-def _run_checks(name: str, inventory: Path, out_dir: Path, tests: Path, resolved: Path) -> list[CheckResult]:
+def _run_checks(name: str, inventory: Path, out_dir: Path, tests: Path, resolved: Path,
+                inventory_dir: Path | None) -> list[CheckResult]:
     with tempfile.NamedTemporaryFile(prefix=f"cityward-{name}-", suffix=".jsonl", delete=False) as tmp:
         results_file = Path(tmp.name)
     env = podman_env()
     # The process's host and the resolved inventory: cityward.checks.fixtures reads them (no --hosts).
     env.update(CITYWARD_RESULTS=str(results_file), CITYWARD_AUDIT_OUT=str(out_dir),
                **{AUDIT_HOST: name, AUDIT_INVENTORY: str(inventory), AUDIT_INVENTORY_JSON: str(resolved)})
+    if inventory_dir is not None:
+        env[AUDIT_INVENTORY_DIR] = str(inventory_dir)
     cmd = [sys.executable, "-m", "pytest", str(tests), "-p", "cityward.audit.pytest_plugin",
            "-p", "no:cacheprovider", "-q", "--no-header", "-o", "addopts=", "--strict-markers"]
     try:
@@ -110,7 +113,7 @@ def _run_checks(name: str, inventory: Path, out_dir: Path, tests: Path, resolved
 
 
 def audit_host(name: str, inventory: Path, out_dir: Path, tests: Path, resolved: dict,
-               resolved_file: Path) -> HostResult:
+               resolved_file: Path, inventory_dir: Path | None = None) -> HostResult:
     hostvars = resolved["_meta"]["hostvars"][name]
     result = HostResult(name=name, zone=hostvars.get("cityward_zone"), reachable=True, error="",
                         metadata=dict(hostvars.get("cityward_device") or {}), checks=[])
@@ -122,14 +125,17 @@ def audit_host(name: str, inventory: Path, out_dir: Path, tests: Path, resolved:
         result.error = f"unreachable: {lines[-1] if lines else type(exc).__name__}"
         return result
     try:
-        result.checks = _run_checks(name, inventory, out_dir, tests, resolved_file)
+        result.checks = _run_checks(name, inventory, out_dir, tests, resolved_file, inventory_dir)
     except CitywardError as exc:
         result.error = str(exc)
     return result
 
 
 def run_audit(inventory: Path, out_dir: Path, limit: str | None = None, workers: int | None = None,
-              tests: Path | None = None, progress: Progress | None = None) -> AuditRun:
+              tests: Path | None = None, progress: Progress | None = None,
+              inventory_dir: Path | None = None) -> AuditRun:
+    """Audit every host; `inventory_dir` is the city's inventory folder when the inventory was
+    generated elsewhere (relative paths of the inventory resolve there)."""
     inventory = inventory.resolve()
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -151,7 +157,8 @@ def run_audit(inventory: Path, out_dir: Path, limit: str | None = None, workers:
         resolved_file = Path(private) / "inventory.json"
         resolved_file.touch(mode=0o600)
         resolved_file.write_text(json.dumps(resolved), encoding="utf-8")
-        futures = {pool.submit(audit_host, name, inventory, out_dir, tests, resolved, resolved_file): name
+        futures = {pool.submit(audit_host, name, inventory, out_dir, tests, resolved, resolved_file,
+                               inventory_dir and inventory_dir.resolve()): name
                    for name in sorted(hostvars)}
         for future in as_completed(futures):
             host = future.result()

@@ -24,6 +24,7 @@ from cityward.testinfra_hosts import host_for, host_variables, podman_spec
 AUDIT_HOST = "CITYWARD_AUDIT_HOST"
 AUDIT_INVENTORY_JSON = "CITYWARD_INVENTORY_JSON"
 AUDIT_INVENTORY = "CITYWARD_INVENTORY"
+AUDIT_INVENTORY_DIR = "CITYWARD_INVENTORY_DIR"
 
 
 def _audited() -> tuple[str, dict] | None:
@@ -65,10 +66,13 @@ def host(host):  # testinfra's own fixture, overridden by name
 
 @pytest.fixture(scope="module")
 def inventory_path(request) -> str:
-    """The inventory the host is audited from: the audit's, else the one testinfra reads (Molecule's
-    own inventory, whose group_vars/host_vars links lead to the lab's files)."""
-    for candidate in (os.environ.get(AUDIT_INVENTORY), request.config.getoption("ansible_inventory", None),
-                      os.environ.get("MOLECULE_INVENTORY_FILE")):
+    """Where the inventory's relative paths (records, zones policy) resolve: the city's inventory
+    folder the audit was given (--inventory-dir), else the inventory it audits, else the one
+    testinfra reads (Molecule's own inventory, whose group_vars/host_vars links lead to the lab's files)."""
+    molecule = os.environ.get("MOLECULE_INVENTORY_FILE")
+    for candidate in (os.environ.get(AUDIT_INVENTORY_DIR), os.environ.get(AUDIT_INVENTORY),
+                      request.config.getoption("ansible_inventory", None),
+                      molecule and os.path.dirname(molecule)):
         if candidate:
             return candidate
     pytest.fail("cannot tell which inventory this host comes from: set CITYWARD_INVENTORY", pytrace=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 
 import paramiko
@@ -21,7 +22,8 @@ def sshd_effective(host):
 
 def _probe(endpoint, user="cityward-probe"):
     """Start an SSH handshake with the live daemon and ask which methods it offers (auth 'none')."""
-    transport = paramiko.Transport(endpoint)
+    # A filtered port fails in seconds, not after the system's TCP timeout (over two minutes).
+    transport = paramiko.Transport(socket.create_connection(endpoint, timeout=10))
     try:
         transport.start_client(timeout=10)
         try:

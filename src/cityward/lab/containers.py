@@ -50,6 +50,8 @@ def inventory_hosts(inventory: Path) -> dict[str, dict]:
 
 
 def lab_hosts(inventory: Path) -> list[LabHost]:
+    if not inventory.exists():
+        raise CitywardError(f"{inventory}: no lab inventory here; run from a cityward checkout or pass -i INVENTORY")
     hosts = []
     for name, hv in sorted(inventory_hosts(inventory).items()):
         missing = [k for k in ("lab_ip", "lab_ssh_port", "lab_network", "lab_subnet") if k not in hv]

@@ -9,7 +9,7 @@ from cityward.errors import CitywardError
 
 
 def _run(args) -> int:
-    lab = Path(args.inventory)
+    lab = Path(args.inventory).resolve()
     if not (lab / "hosts.yml").is_file():
         raise CitywardError(f"{lab}: no lab inventory here; run from a cityward checkout or pass --inventory")
     runner = bench.Bench(Path(args.work), lab, args.connection)

@@ -109,3 +109,19 @@ def test_run_timed_counts_the_command_trees_own_cpu(tmp_path):
     timed = bench.run_timed(cmd, dict(os.environ), tmp_path / "log")
     assert timed.exit == 0
     assert 0.35 <= timed.own_cpu < timed.seconds
+
+
+def test_controller_cpu_per_host_of_a_fleet_run_keeps_the_hosts_apart(tmp_path):
+    runner = bench.Bench(tmp_path, LAB)
+    rerun = bench.Measure("idempotent_rerun_20", "second run", 180.0, None,
+                          {"controller_cpu_seconds": 150.0, "machine_cpu_seconds": 210.0})
+    per_host = runner.controller_cpu_per_host(rerun, 20, "controller CPU-seconds per host")
+    assert (per_host.value, per_host.target, per_host.met) == (7.5, 6.0, False)
+    assert per_host.detail["hosts_cpu_seconds_per_host"] == 3.0
+    sliced = bench.Measure("idempotent_sliced_20", "as slices", 190.0, None,
+                           {"controller_cpu_seconds": 100.0, "machine_cpu_seconds": 160.0, "slices": 2})
+    assert runner.controller_cpu_per_host(sliced, 20, "slices").target is None  # reported beside it, not judged
+    page = bench.markdown(runner.results, {"cores": 2, "memory_bytes": 2**33, "ansible": "core", "python": "3.11"},
+                          "now")
+    assert ("| controller CPU-seconds per host | 7.50 CPU-s | 6.00 CPU-s | **no** | 150 CPU-s over 20 hosts; "
+            "the hosts 3.00 CPU-s each |") in page

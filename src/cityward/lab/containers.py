@@ -35,7 +35,8 @@ def lab_env(inventory: Path) -> dict[str, str]:
     env = podman_env()
     lab_password = inventory / "vault-password.txt"
     if "ANSIBLE_VAULT_PASSWORD_FILE" not in env and lab_password.is_file():
-        env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(lab_password)
+        # Absolute: Ansible's tasks (the check play's `cityward check`) run in other folders.
+        env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(lab_password.resolve())
     return env
 
 

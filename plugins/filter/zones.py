@@ -18,7 +18,17 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.cityward.hardening.plugins.plugin_utils.errors import CitywardError
-from ansible_collections.cityward.hardening.plugins.plugin_utils.zones import parse_zones, policy_input
+
+# The policy model (plugins/plugin_utils/zones.py, pydantic) is imported when a filter of this file
+# runs, not when the file is: Ansible imports every filter file of the collection to find any one
+# of its filters (the preflight's schema filter too), in each forked worker, where pydantic alone
+# costs about 0.3 CPU-seconds a task.
+
+
+def _zones():
+    from ansible_collections.cityward.hardening.plugins.plugin_utils import zones
+
+    return zones
 
 
 def as_builtin(value: Any) -> Any:
@@ -43,7 +53,7 @@ def zones_policy(policy: Any, file: Any = None, inventory_dir: Any = None, city_
     folder ansible-playbook runs in (AWX's project checkout)."""
     base = os.path.abspath(as_builtin(city_dir)) if city_dir not in (None, "") else as_builtin(inventory_dir)
     try:
-        loaded = policy_input(as_builtin(policy), as_builtin(file), base)
+        loaded = _zones().policy_input(as_builtin(policy), as_builtin(file), base)
     except CitywardError as exc:
         raise AnsibleFilterError(f"CW-FW-01 refused the zones policy: {exc}") from None
     return loaded.as_data()
@@ -72,7 +82,7 @@ def host_rules(policy_data: Any, zone: Any, host: str = "?", service_hosts: Any 
     policy_data, zone, service_hosts = as_builtin(policy_data), as_builtin(zone), as_builtin(service_hosts)
     dns_resolvers, extra_management = as_builtin(dns_resolvers), as_builtin(extra_management)
     try:
-        policy = parse_zones(policy_data, "zones policy")
+        policy = _zones().parse_zones(policy_data, "zones policy")
     except CitywardError as exc:
         raise AnsibleFilterError(f"CW-FW-01 refused the zones policy: {exc}") from None
     if not isinstance(zone, str) or not zone:

@@ -3,8 +3,10 @@
 site.yml run as two slices the way AWX runs a sliced job template (cityward.slices: hosts sorted by
 name, one each here, each slice a pared-down inventory, both at once through ansible-runner) repairs
 an operator's or an attacker's edits on both hosts and reaches the end state of the scenario's own
-single-run converge; a second sliced run changes nothing; and each playbook whose steps span the
-whole inventory, run as slices, refuses in one line and touches no host.
+single-run converge; and each playbook whose steps span the whole inventory, run as slices, refuses
+in one line and touches no host. That a sliced run changes nothing once the hosts are converged is
+the scenario's own idempotence step: a slice is site.yml on a subset of the hosts, the tasks per
+host are the same, so a second sliced run here would only repeat it (about 2.5 min of CI).
 
 Molecule's verifier runs this file first (it sorts the test paths), so the checksums taken first
 are those of the scenario's converge and idempotence run, and the read-only control checks that
@@ -67,12 +69,6 @@ def test_site_as_two_slices_repairs_drift_and_reaches_the_single_run_state(conve
     assert {host: checksums(host) for host in HOSTS} == converged
     for host in HOSTS:
         assert exec_in(host, "sshd -T | grep -i '^permitrootlogin'").stdout.strip() == "permitrootlogin no"
-
-
-def test_a_second_sliced_run_changes_nothing(converged, record_property):
-    runs = _sliced("site.yml", record_property)
-    assert [(run.ok, run.changed) for run in runs] == [(True, 0), (True, 0)], [run.stats for run in runs]
-    assert {host: checksums(host) for host in HOSTS} == converged
 
 
 @pytest.mark.control("CW-RES-04")

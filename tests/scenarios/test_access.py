@@ -155,7 +155,9 @@ def test_preflight_refuses_before_any_change(override, reason, published_ssh, ke
         "cityward_zone": record["cityward_zone"], "cityward_device": record["cityward_device"],
     }
     inventory = tmp_path / "hosts.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"target": target}}}, sort_keys=False))
+    # The lab's zones policy, as the lab inventory names it (an inventory input, not a group_vars one).
+    zones = {"cityward_zones_file": str(root / "policies" / "zones.yml")}
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"target": target}, "vars": zones}}, sort_keys=False))
     extra = " ".join(f"{key}=''" for key in override)
     result = subprocess.run(
         ["ansible-playbook", "-i", str(inventory), "playbooks/site.yml", "-e", extra],

@@ -22,8 +22,9 @@ def molecule_inventory() -> Path:
 
 
 def ansible_env() -> dict[str, str]:
-    """The environment a playbook of this checkout runs with against the scenario's hosts."""
-    return {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+    """The environment a playbook of this checkout runs with against the scenario's hosts. No roles
+    path: the playbooks name every role by FQCN, found in the installed collection, as a city's are."""
+    return {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
             "ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "inventories" / "lab" / "vault-password.txt"),
             "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
 

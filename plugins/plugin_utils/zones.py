@@ -3,8 +3,9 @@
 One policy feeds the host firewall role (through the zones filter), the Pulumi network stack and
 the audit (through the cityward package), so it is checked here once (control CW-FW-01) and every
 consumer reads the validated `ZonesPolicy`.
-Errors are one line naming the file, the entry (zone name, or conduit index with from->to:port)
-and the field.
+Errors are one line naming the file, the entry (zone name, conduit index with from->to:port, or
+exception index) and the field. Beyond the schema, a well-formed but dangerous policy is refused
+unless an exception waives it (plugins/plugin_utils/zones_sense.py, issue 23).
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from typing import Annotated, Any, Literal
 
 from ansible_collections.cityward.hardening.plugins.plugin_utils.errors import CitywardError
 from ansible_collections.cityward.hardening.plugins.plugin_utils.yamlfile import load_yaml
+from ansible_collections.cityward.hardening.plugins.plugin_utils.zones_sense import (
+    PolicyException,
+    UsedException,
+    one_line,
+    policy_sense,
+)
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 INTERNET = "internet"
 """Reserved pseudo-zone name for 0.0.0.0/0 in conduits; only zones with `internet: true` may meet it."""
 
 INTERNET_CIDR = ipaddress.IPv4Network("0.0.0.0/0")
-
-# Ports that give an interactive administrative shell: only a management zone may open them.
-ADMIN_PORTS = {22: "SSH", 3389: "RDP"}
 
 ZONE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
@@ -49,6 +53,7 @@ def _ipv4_network(value: Any) -> ipaddress.IPv4Network:
 Cidr = Annotated[ipaddress.IPv4Network, BeforeValidator(_ipv4_network)]
 Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")]
+Line = Annotated[str, BeforeValidator(one_line)]
 
 
 class _Strict(BaseModel):
@@ -60,7 +65,7 @@ class Zone(_Strict):
     kind: Literal["it", "dmz", "management", "ot"]
     cidr: Cidr
     internet: bool = False
-    description: str = ""
+    description: Line = ""
 
     @property
     def is_ot(self) -> bool:
@@ -73,7 +78,7 @@ class Conduit(_Strict):
     protocol: Literal["tcp", "udp"]
     port: Port
     service: Slug
-    purpose: str = Field(min_length=3, max_length=200)
+    purpose: Line = Field(min_length=3, max_length=200)
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -87,9 +92,11 @@ class Conduit(_Strict):
 
 class ZonesPolicy(_Strict):
     version: Literal[1]
-    description: str = ""
+    description: Line = ""
     zones: dict[str, Zone] = Field(min_length=1)
     conduits: list[Conduit] = Field(default_factory=list)
+    # Knowingly kept departures from the policy-sense rules (zones_sense.py), reported by the audit.
+    exceptions: list[PolicyException] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -127,6 +134,16 @@ class ZonesPolicy(_Strict):
     def as_data(self) -> dict[str, Any]:
         """Plain JSON-able data (CIDRs as strings, `from` spelled as in the file) for templates."""
         return self.model_dump(mode="json", by_alias=True)
+
+    def used_exceptions(self, today: Any = None) -> list[UsedException]:
+        """The exceptions that waive a finding of this policy today (each with the finding), for
+        the check output and the audit. Source exceptions are per host: zones_sense.judge_sources."""
+        return policy_sense(self, today)[1]
+
+    def exceptions_in_force(self, today: Any = None) -> list[str]:
+        """One line per exception that waives a finding today: what `cityward check` and the audit
+        report (an exception waiving several findings is listed once)."""
+        return list(dict.fromkeys(used.exception.describe() for used in self.used_exceptions(today)))
 
     def management_cidrs(self) -> list[ipaddress.IPv4Network]:
         """CIDRs of the management zones: SSH from them is always accepted (CW-FW-04)."""
@@ -223,6 +240,9 @@ def _locate(data: Any, loc: tuple) -> tuple[str, str]:
         raw = data.get("conduits", [])[loc[1]] if isinstance(data, dict) else None
         field = ".".join(str(p) for p in loc[2:]) or "(conduit)"
         return _conduit_label(raw, loc[1]), field
+    if len(loc) >= 2 and loc[0] == "exceptions" and isinstance(loc[1], int):
+        field = ".".join(str(p) for p in loc[2:]) or "(exception)"
+        return f"exception #{loc[1]}", field
     return "top level", ".".join(str(p) for p in loc) or "(document)"
 
 
@@ -275,15 +295,13 @@ def _semantic_errors(policy: ZonesPolicy) -> list[str]:
         for field, here, there in (("from", c.from_, c.to), ("to", c.to, c.from_)):
             if here == INTERNET and (there == INTERNET or not policy.zones[there].internet):
                 errors.append(f"{entry}, field '{field}': only an 'internet: true' zone meets the internet")
-        if c.port in ADMIN_PORTS and c.protocol == "tcp" and policy.kind_of(c.from_) != "management":
-            errors.append(
-                f"{entry}, field 'from': {ADMIN_PORTS[c.port]} ({c.port}) may only come from a "
-                f"management zone, '{c.from_}' is {policy.kind_of(c.from_)}"
-            )
         if c.key in seen:
             errors.append(f"{entry}, field '(conduit)': duplicate of conduit #{seen[c.key]}")
         else:
             seen[c.key] = index
+    if not errors:
+        # Sense (ADMIN_PORTS, OT protocols, public CIDRs, exceptions) needs known zones on every conduit.
+        errors = policy_sense(policy)[0]
     return errors
 
 

@@ -10,9 +10,13 @@ from cityward.audit.report import aggregate, write_reports
 from cityward.audit.runner import run_audit
 from cityward.catalog import load_catalog
 from cityward.errors import CitywardError
-from cityward.inventory import validate_inventory
+from cityward.inventory import list_inventory, validate_inventory
 
 FORMATS = ("html", "json", "junit", "sarif")
+EXIT_CODES = ("exit codes: 0 every mandatory control passed on every host; 1 a mandatory control failed or a host "
+              "was unreachable (metadata problems are reported and fail their controls); 2 bad input: the "
+              "inventory cannot be read (missing, unparsable, a refused file), nothing was contacted; 2 also for "
+              "a usage error")
 
 
 def _formats(text: str) -> set[str]:
@@ -53,13 +57,19 @@ def _run(args) -> int:
     city = Path(args.inventory_dir) if args.inventory_dir else None
     if city is not None and not city.is_dir():
         raise CitywardError(f"{city}: inventory folder not found (given as the city's inventory folder)")
+    list_inventory(inventory, args.limit)  # unreadable or hostile: exit 2 (cli) before any host is contacted
+    exceptions: list[str] = []
     try:
-        problems = validate_inventory(inventory, limit=args.limit, inventory_dir=city).problems
+        report = validate_inventory(inventory, limit=args.limit, inventory_dir=city)
+        problems = report.problems
+        if report.zones is not None:
+            exceptions = report.zones.exceptions_in_force()
     except CitywardError as exc:  # e.g. no zones policy: the checks still run, and say what it costs
-        problems = [str(exc)]
+        problems = str(exc).split("\n")
     for problem in problems:
         print(f"cityward audit: metadata: {problem}", file=sys.stderr)
     run = run_audit(inventory, Path(args.out), limit=args.limit, workers=args.workers, inventory_dir=city)
+    run.policy_exceptions = exceptions
     paths = write_reports(run, catalog, formats, Path(args.out))
     print(summary_table(run))
     for host in run.hosts:
@@ -69,6 +79,8 @@ def _run(args) -> int:
     failures = facts.get("mandatory_failures", [])
     for failure in failures:
         print(f"FAIL {failure['control']} {failure['title']} on {', '.join(failure['hosts'])}")
+    for line in run.policy_exceptions:
+        print(f"policy exception: {line}")
     for path in paths:
         print(f"report: {path}")
     unreachable = [h.name for h in run.hosts if not h.reachable]
@@ -80,8 +92,8 @@ def register(sub) -> None:
         "audit", help="verify every control on an inventory's hosts and write the evidence",
         description="Run the control checks (cityward.checks) against each host (over the inventory's own "
         "connection, hosts in parallel), collect an SBOM per host, and report every control and every "
-        "item of both checklists as pass, fail, skipped or not applicable. Exit 1 when a mandatory "
-        "control fails or a host is unreachable.",
+        "item of both checklists as pass, fail, skipped or not applicable.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("-i", "--inventory", required=True, help="Ansible inventory (file or folder)")
     parser.add_argument("--limit", help="host pattern, as ansible --limit")

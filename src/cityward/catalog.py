@@ -130,13 +130,26 @@ def _field(loc: tuple) -> str:
     return ".".join(str(part) for part in loc) or "(entry)"
 
 
+def _references(refs, path: Path, section: str, key: str) -> dict[str, str]:
+    """references.yml's `section.key`: a mapping of reference ID to its title."""
+    body = refs.get(section) if isinstance(refs, dict) else None
+    found = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(found, dict) or not found:
+        raise CitywardError(f"{path}: field '{section}.{key}': expected a mapping of reference ID to title")
+    bad = [k for k, v in found.items() if not isinstance(k, str) or not isinstance(v, str)]
+    if bad:
+        raise CitywardError(f"{path}: field '{section}.{key}.{bad[0]}': expected a reference ID with a text title")
+    return dict(found)
+
+
 def load_catalog(policies: Path | None = None) -> Catalog:
     """Load and cross-check the catalog in `policies` (default: the installed collection's);
     raise CitywardError naming control and field."""
     policies = policies or policies_dir()
-    refs = load_yaml(policies / "references.yml")
-    iec = dict(refs["iec62443_3_3"]["requirements"])
-    cpg = dict(refs["cisa_cpg"]["goals"])
+    refs_path = policies / "references.yml"
+    refs = load_yaml(refs_path)
+    iec = _references(refs, refs_path, "iec62443_3_3", "requirements")
+    cpg = _references(refs, refs_path, "cisa_cpg", "goals")
     sources = _load_list(policies / "sources.yml", "sources", Source, _labeller("source"))
     controls_path = policies / "controls.yml"
     controls = _load_list(controls_path, "controls", Control, _labeller("control"))

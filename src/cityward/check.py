@@ -16,6 +16,8 @@ from pathlib import Path
 from cityward.catalog import load_catalog
 from cityward.errors import CitywardError
 from cityward.inventory import validate_inventory
+from cityward.problem_lines import problem_of
+from cityward.problems import Problem
 from cityward.zones import ZonesPolicy, load_zones
 
 
@@ -26,19 +28,41 @@ class CheckResult:
     zones: int = 0
     conduits: int = 0
     controls: int = 0
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    # The zones policy's exceptions that waive one of its rules today, one line each: the
+    # operator sees every departure the city knowingly keeps, with its reason and expiry.
+    exceptions: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def as_data(self) -> dict:
+        """As JSON: each problem as {file, host, field, message} and its one-line `text`."""
         return {"ok": self.ok, "inventories": self.inventories, "hosts": self.hosts, "zones": self.zones,
-                "conduits": self.conduits, "controls": self.controls, "problems": self.problems}
+                "conduits": self.conduits, "controls": self.controls, "exceptions": self.exceptions,
+                "problems": [{**p.as_data(), "text": str(p)} for p in self.problems]}
 
 
-def _lines(exc: CitywardError) -> list[str]:
-    return [line for line in str(exc).splitlines() if line.strip()]
+def _lines(exc: CitywardError, file: str | Path | None = None) -> list[Problem]:
+    """A stage's error, one Problem per line; `file` when a line names none."""
+    return [problem_of(line, str(file) if file else None) for line in str(exc).split("\n") if line.strip()]
+
+
+def _same_inventories(inventories: list[str | Path]) -> list[Problem]:
+    """An inventory given twice (also as a folder and a file inside it) would be read twice: its
+    hosts, and so every problem, counted twice."""
+    problems, seen = [], {}
+    for inventory in inventories:
+        path = Path(inventory).resolve()
+        for other, first in seen.items():
+            if path == other or other in path.parents or path in other.parents:
+                problems.append(Problem(f"the same inventory as {first} (given twice)", file=str(inventory),
+                                        field="--inventory"))
+                break
+        else:
+            seen[path] = str(inventory)
+    return problems
 
 
 def run_check(inventories: list[str | Path], *, zones_path: str | Path | None = None, limit: str | None = None,
@@ -55,26 +79,32 @@ def run_check(inventories: list[str | Path], *, zones_path: str | Path | None = 
     except CitywardError as exc:
         result.problems += _lines(exc)
     if inventory_dir is not None and not Path(inventory_dir).is_dir():
-        result.problems.append(f"{inventory_dir}: inventory folder not found (given as the city's inventory folder)")
+        result.problems.append(Problem("inventory folder not found (given as the city's inventory folder)",
+                                       file=str(inventory_dir), field="--inventory-dir"))
+        return result
+    if twice := _same_inventories(inventories):
+        result.problems += twice
         return result
     zones: ZonesPolicy | None = None
     if zones_path:
         try:
             zones = load_zones(Path(zones_path))
         except CitywardError as exc:
-            result.problems += _lines(exc)
+            result.problems += _lines(exc, zones_path)
             # Host zones cannot be judged against a policy that does not load.
-            result.problems.append("inventory not checked: the zones policy must load first")
+            result.problems.append(Problem("inventory not checked: the zones policy must load first",
+                                           file=str(zones_path)))
             return result
     for inventory in inventories:
         try:
             report = validate_inventory(inventory, limit=limit, zones=zones, today=today,
                                         inventory_dir=inventory_dir, sliced=job_slices > 1)
         except CitywardError as exc:
-            result.problems += _lines(exc)
+            result.problems += _lines(exc, inventory)
             continue
         if report.zones is not None:
             result.zones, result.conduits = len(report.zones.zones), len(report.zones.conduits)
+            result.exceptions = report.zones.exceptions_in_force(today)
         result.hosts += sorted(report.hosts)
         result.problems += report.problems
     return result

@@ -6,7 +6,13 @@ import argparse
 import json
 import sys
 
-from cityward.check import run_check
+from cityward.check import CheckResult, run_check
+from cityward.errors import CitywardError
+from cityward.problem_lines import problem_of
+
+EXIT_CODES = ("exit codes: 0 everything is valid; 2 bad input (any problem, each printed as one line naming "
+              "file, host or entry, and field; with --format json the same as objects); 2 also for a usage error")
+BAD_INPUT = 2
 
 
 def _slices(value: str) -> int:
@@ -16,19 +22,25 @@ def _slices(value: str) -> int:
 
 
 def _run(args) -> int:
-    result = run_check(args.inventory, zones_path=args.zones, limit=args.limit, inventory_dir=args.inventory_dir,
-                       job_slices=args.job_slices)
+    try:
+        result = run_check(args.inventory, zones_path=args.zones, limit=args.limit,
+                           inventory_dir=args.inventory_dir, job_slices=args.job_slices)
+    except CitywardError as exc:  # run_check reports bad input itself; this keeps --format json JSON
+        result = CheckResult([str(i) for i in args.inventory],
+                             problems=[problem_of(line) for line in str(exc).split("\n") if line.strip()])
     if args.format == "json":
         print(json.dumps(result.as_data(), indent=2))
-        return 0 if result.ok else 1
+        return 0 if result.ok else BAD_INPUT
     for problem in result.problems:
         print(f"error: {problem}", file=sys.stderr)
+    for exception in result.exceptions:
+        print(f"note: zones policy {exception}", file=sys.stderr)
     if result.ok:
         print(f"ok: {len(result.hosts)} hosts in {', '.join(result.inventories)}; zones policy "
               f"({result.zones} zones, {result.conduits} conduits); catalog ({result.controls} controls)")
         return 0
     print(f"cityward check: {len(result.problems)} problem(s); fix them before any playbook runs", file=sys.stderr)
-    return 1
+    return BAD_INPUT
 
 
 def register(sub) -> None:
@@ -36,7 +48,8 @@ def register(sub) -> None:
         "check", help="validate inventory, zones policy and control catalog (nothing is changed)",
         description="Validate what a run reads, before it touches a host: every host's device "
         "metadata and zone, the zones policy and the control catalog. Each problem names the file, the "
-        "host or entry, and the field. playbooks/site.yml runs the same check first. Exit 1 on any problem.",
+        "host or entry, and the field. playbooks/site.yml runs the same check first.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("-i", "--inventory", action="append", required=True,
                         help="Ansible inventory (file or folder); repeat for several")

@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -49,7 +49,10 @@ from pydantic import (
 )
 
 from cityward.errors import CitywardError
-from cityward.yamlfile import load_yaml
+from cityward.hostvars import host_variable_problems, records_problem
+from cityward.problem_lines import problem_of
+from cityward.problems import Problem
+from cityward.yamlfile import check_regular_file, check_yaml_file, load_yaml
 from cityward.zones import ZonesPolicy, policy_for_hosts
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -241,6 +244,7 @@ class VendorRequirements(_Strict):
 def _loc(parts: Iterable[Any]) -> str:
     out = ""
     for part in parts:
+        part = part if isinstance(part, int) or str(part).isprintable() else repr(part)  # a key with a newline
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -347,7 +351,7 @@ class CityFiles:
     """The city block and the files it names, loaded once per city."""
 
     city: City | None
-    problems: list[str] = field(default_factory=list)  # one line each: file or city, field, message
+    problems: list[Problem] = field(default_factory=list)  # the file or the city, the field, the message
     contacts: IncidentContacts | None = None
     contacts_path: Path | None = None
     contacts_problem: str = ""
@@ -356,46 +360,50 @@ class CityFiles:
     vendors_problem: str = ""
 
 
-def _load_model(path: Path, model: type[BaseModel]) -> tuple[Any, str]:
-    if not path.is_file():
-        return None, f"{path}: file not found"
+def _load_model(path: Path, model: type[BaseModel]) -> tuple[Any, list[Problem]]:
+    if not path.exists():
+        return None, [Problem("file not found", file=str(path))]
     try:
         data = load_yaml(path)
     except CitywardError as exc:
-        return None, str(exc)
+        return None, [problem_of(line) for line in str(exc).split("\n") if line.strip()]
     if not isinstance(data, dict):
-        return None, f"{path}: field (document): expected a mapping"
+        return None, [Problem("expected a mapping", file=str(path), field="(document)")]
     try:
-        return model.model_validate(data), ""
+        return model.model_validate(data), []
     except ValidationError as exc:
-        return None, "; ".join(f"{path}: field {where}: {msg}" for where, msg in _messages(exc))
+        return None, [Problem(msg, file=str(path), field=where) for where, msg in _messages(exc)]
+
+
+def _city_file(city: City, variable: str, problems: list[Problem]) -> list[Problem]:
+    """A records file's problems, named by their file when known, else by the variable naming it."""
+    entry = f"city '{city.name}'"
+    return [replace(p, host=entry, field=p.field or variable) for p in problems]
 
 
 def load_city(raw_city: Any, dirs: list[Path]) -> CityFiles:
     raw_city = _plain(raw_city)
     if raw_city is None:
-        return CityFiles(None, ["field cityward_city: required field missing (set it in group_vars/all)"])
+        return CityFiles(None, [Problem("required field missing (set it in group_vars/all)", field="cityward_city")])
     templated = _templated(raw_city, "cityward_city")
     if templated:
-        return CityFiles(None, [f"field {where}: {msg}" for where, msg in templated])
+        return CityFiles(None, [Problem(msg, field=where) for where, msg in templated])
     if not isinstance(raw_city, dict):
-        return CityFiles(None, [f"field cityward_city: expected a mapping (got {_show(raw_city)})"])
+        return CityFiles(None, [Problem(f"expected a mapping (got {_show(raw_city)})", field="cityward_city")])
     try:
         city = City.model_validate(raw_city)
     except ValidationError as exc:
-        return CityFiles(None, [f"field {where}: {msg}" for where, msg in _messages(exc, "cityward_city")])
+        return CityFiles(None, [Problem(msg, field=where) for where, msg in _messages(exc, "cityward_city")])
     files = CityFiles(city)
     files.contacts_path = resolve(dirs, city.incident_contacts_file)
-    files.contacts, files.contacts_problem = _load_model(files.contacts_path, IncidentContacts)
-    if files.contacts_problem:
-        files.problems.append(
-            f"city '{city.name}', field cityward_city.incident_contacts_file: {files.contacts_problem}")
+    files.contacts, found = _load_model(files.contacts_path, IncidentContacts)
+    files.contacts_problem = "; ".join(map(str, found))
+    files.problems += _city_file(city, "cityward_city.incident_contacts_file", found)
     if city.vendor_requirements_file:
         files.vendors_path = resolve(dirs, city.vendor_requirements_file)
-        files.vendors, files.vendors_problem = _load_model(files.vendors_path, VendorRequirements)
-        if files.vendors_problem:
-            files.problems.append(
-                f"city '{city.name}', field cityward_city.vendor_requirements_file: {files.vendors_problem}")
+        files.vendors, found = _load_model(files.vendors_path, VendorRequirements)
+        files.vendors_problem = "; ".join(map(str, found))
+        files.problems += _city_file(city, "cityward_city.vendor_requirements_file", found)
     return files
 
 
@@ -472,7 +480,7 @@ class HostMetadata:
     device: Device | None
     raw: dict
     groups: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # 'field F: message' lines (CW-GOV-01)
+    problems: list[Problem] = field(default_factory=list)  # by field, without file or host (CW-GOV-01)
     verdicts: dict[str, Verdict] = field(default_factory=dict)
 
 
@@ -553,12 +561,12 @@ def assess_host(name: str, hostvars: Mapping, inventory: str | Path, *, all_host
     problems += pairing
     if problems:
         host.device = None
-    host.problems = [f"field {where}: {msg}" for where, msg in problems]
+    host.problems = [Problem(msg, field=where) for where, msg in problems]
 
     verdicts: list[Verdict] = []
     add = verdicts.append
     if host.problems:
-        add(Verdict("CW-GOV-01", "failed", "; ".join(host.problems)))
+        add(Verdict("CW-GOV-01", "failed", "; ".join(map(str, host.problems))))
     else:
         add(Verdict("CW-GOV-01", "passed"))
 
@@ -600,7 +608,7 @@ def assess_host(name: str, hostvars: Mapping, inventory: str | Path, *, all_host
 
     # CW-GOV-04: the city's incident contacts exist, name a CSIRT, and were reviewed this year.
     if city.city is None:
-        add(Verdict("CW-GOV-04", "failed", "; ".join(city.problems) or "no cityward_city"))
+        add(Verdict("CW-GOV-04", "failed", "; ".join(map(str, city.problems)) or "no cityward_city"))
     elif city.contacts is None:
         add(Verdict("CW-GOV-04", "failed", city.contacts_problem))
     else:
@@ -619,7 +627,9 @@ def assess_host(name: str, hostvars: Mapping, inventory: str | Path, *, all_host
         add(Verdict("CW-GOV-05", "failed", f"criticality {criticality} but no valid cityward_device.runbook"))
     else:
         path = resolve(dirs, runbook.path)
-        if not path.is_file():
+        if confined := records_problem(dirs, runbook.path):  # a system file must not pass for a runbook
+            add(Verdict("CW-GOV-05", "failed", f"runbook {confined}"))
+        elif not path.is_file():
             add(Verdict("CW-GOV-05", "failed", f"runbook {path} not found"))
         elif path.stat().st_size == 0:
             add(Verdict("CW-GOV-05", "failed", f"runbook {path} is empty"))
@@ -695,7 +705,7 @@ class InventoryReport:
     inventory: str
     hosts: dict[str, HostMetadata]
     cities: list[CityFiles]
-    problems: list[str]  # '<inventory>: host H, field F: message' / '<inventory>: city C, ...'
+    problems: list[Problem]  # the file (the inventory, or a finer one), the host or city, the field
     zones: ZonesPolicy | None = None  # the policy the hosts were checked against
 
     @property
@@ -737,24 +747,74 @@ def inventory_env() -> dict[str, str]:
         "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true",
         "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true",
         "ANSIBLE_INVENTORY_IGNORE_REGEX": ",".join([*patterns, f"^{RECORDS_DIR}$"]),
+        # A key given twice is an error, as in cityward's own loader (Ansible only warns by default).
+        "ANSIBLE_DUPLICATE_YAML_DICT_KEY": "error",
     }
+
+
+VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")  # the files Ansible reads in group_vars/host_vars
+
+
+def inventory_files(inventory: Path) -> list[tuple[Path, bool]]:
+    """(path, is YAML) for the files ansible-inventory reads for `inventory`: the inventory file,
+    or every file of the inventory folder but records/, and group_vars/ and host_vars/ next to it.
+    Nothing outside the inventory folder is walked (a linked group_vars/ folder is walked itself,
+    as Ansible reads it; links inside it are not followed)."""
+    base = inventory if inventory.is_dir() else inventory.parent
+    found = [] if inventory.is_dir() else [(inventory, inventory.suffix in VARS_SUFFIXES[1:])]
+    tops = [base] if inventory.is_dir() else []
+    tops += [base / name for name in ("group_vars", "host_vars") if (base / name).is_dir()]
+    for top in tops:
+        for folder, dirs, names in os.walk(top):
+            if Path(folder) == base:  # its vars folders are tops of their own; records/ is not inventory
+                dirs[:] = [d for d in dirs if d not in (RECORDS_DIR, "group_vars", "host_vars")]
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            in_vars = top != base
+            for name in sorted(names):
+                path = Path(folder, name)
+                found.append((path, path.suffix in (VARS_SUFFIXES if in_vars else VARS_SUFFIXES[1:])))
+    return found
+
+
+def screen_inventory(inventory: Path) -> None:
+    """Before ansible-inventory reads an inventory: refuse its files that are not regular files
+    (a FIFO would hold ansible-inventory until its timeout), too large, not UTF-8, too deep or an
+    alias bomb, each as one line naming the file."""
+    problems = []
+    for path, is_yaml in inventory_files(inventory):
+        try:
+            check_yaml_file(path) if is_yaml else check_regular_file(path)
+        except CitywardError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise CitywardError("\n".join(problems))
 
 
 def _broken_yaml(inventory: Path) -> str:
     """The first YAML file of the inventory (its hosts files, group_vars and host_vars; never
     records/) that does not parse, as 'file: line L, column C: invalid YAML: why'."""
-    base = inventory if inventory.is_dir() else inventory.parent
-    candidates = [inventory] if inventory.is_file() else []
-    for path in sorted(base.rglob("*")):
-        relative = path.relative_to(base).parts
-        if relative[0] != RECORDS_DIR and path.suffix in (".yml", ".yaml") and path.is_file():
-            candidates.append(path)
-    for path in candidates:
+    for path, is_yaml in inventory_files(inventory):
         try:
-            load_yaml(path)
+            if is_yaml:
+                load_yaml(path)
         except CitywardError as exc:
-            return str(exc)
+            if "constructor for the tag '!" not in str(exc):  # Ansible's own tags (!vault) are fine
+                return str(exc)
     return ""
+
+
+def _warnings(stderr: str) -> list[str]:
+    """ansible-inventory's [WARNING] lines, each with the file it names (its Origin line)."""
+    lines = [line.strip() for line in stderr.splitlines()]
+    found = []
+    for index, line in enumerate(lines):
+        if line.startswith("[WARNING]"):
+            origin = next((m for later in lines[index + 1:index + 4]
+                           if (m := re.match(r"Origin: (\S+?):(\d+)", later))), None)
+            text = line.removeprefix("[WARNING]:").strip()
+            found.append(f"{origin[1]}: line {origin[2]}: ansible-inventory warning: {text}" if origin
+                         else f"ansible-inventory warning: {text}")
+    return found
 
 
 def list_inventory(inventory: str | Path, limit: str | None = None, *, export: bool = False) -> dict:
@@ -765,6 +825,7 @@ def list_inventory(inventory: str | Path, limit: str | None = None, *, export: b
     path = Path(inventory)
     if not path.exists():
         raise CitywardError(f"{inventory}: inventory not found")
+    screen_inventory(path)
     cmd = [_ansible_inventory(), "-i", str(path), "--list"] + (["--limit", limit] if limit else []) \
         + (["--export"] if export else [])
     env = {**os.environ, **inventory_env()}
@@ -779,6 +840,8 @@ def list_inventory(inventory: str | Path, limit: str | None = None, *, export: b
         if "vault" in reason.lower() and not os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"):
             reason += " (set ANSIBLE_VAULT_PASSWORD_FILE to the inventory's vault password file)"
         raise CitywardError(f"{inventory}: ansible-inventory failed: {reason}")
+    if warned := _warnings(result.stderr):  # ambiguity is not accepted in silence
+        raise CitywardError("\n".join(w if w[0] != "a" else f"{inventory}: {w}" for w in warned))
     try:
         return json.loads(result.stdout)
     except json.JSONDecodeError:
@@ -810,7 +873,7 @@ def validate_inventory(inventory_path: str | Path, limit: str | None = None, *,
     zones = zones or policy_for_hosts(full.get("_meta", {}).get("hostvars", {}), base)
     dirs = inventory_dirs(base)
     cities: dict[str, CityFiles] = {}
-    problems: list[str] = []
+    problems: list[Problem] = []
     hosts: dict[str, HostMetadata] = {}
     for name in sorted(hostvars):
         variables = dict(hostvars[name])
@@ -819,15 +882,23 @@ def validate_inventory(inventory_path: str | Path, limit: str | None = None, *,
         if key not in cities:
             cities[key] = load_city(variables.get("cityward_city"), dirs)
             if cities[key].city is not None:
-                problems += [f"{label}: {p}" for p in cities[key].problems]
+                problems += [_placed(p, label) for p in cities[key].problems]
         city = cities[key]
         if city.city is None:
-            problems += [f"{label}: host {name}, {p}" for p in city.problems]
+            problems += [_placed(p, label, name) for p in city.problems]
         host = assess_host(name, variables, base, all_hosts=everyone, zones=zones, today=today,
                            city_files=city)
-        problems += [f"{label}: host {name}, {p}" for p in host.problems]
+        problems += [_placed(p, label, name) for p in host.problems]
         hosts[name] = host
+    problems += host_variable_problems(label, hostvars, zones, groups=group_names, dirs=dirs, today=today)
     return InventoryReport(label, hosts, [c for c in cities.values() if c.city], problems, zones)
+
+
+def _placed(problem: Problem | str, file: str, host: str | None = None) -> Problem:
+    """The problem with the file (the inventory when it names no finer one) and the host filled in."""
+    if isinstance(problem, str):
+        problem = problem_of(problem)
+    return replace(problem, file=problem.file or file, host=problem.host or host)
 
 
 def _group_names(listing: dict) -> dict[str, list[str]]:

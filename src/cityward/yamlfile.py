@@ -3,9 +3,17 @@ shared with the zones filter; this adds the pydantic error formatting the comman
 
 from __future__ import annotations
 
-from ansible_collections.cityward.hardening.plugins.plugin_utils.yamlfile import load_yaml
+from ansible_collections.cityward.hardening.plugins.plugin_utils.yamlfile import (
+    ALIAS_BUDGET,
+    MAX_BYTES,
+    MAX_DEPTH,
+    check_regular_file,
+    check_yaml_file,
+    load_yaml,
+)
 
-__all__ = ["describe_pydantic_errors", "load_yaml"]
+__all__ = ["ALIAS_BUDGET", "MAX_BYTES", "MAX_DEPTH", "check_regular_file", "check_yaml_file",
+           "describe_pydantic_errors", "load_yaml"]
 
 
 def describe_pydantic_errors(exc, label_for) -> list[str]:

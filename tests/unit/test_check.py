@@ -161,14 +161,14 @@ def test_each_malformed_input_is_refused_naming_where(world, case, mutation, fra
     edit(world / relative, change)
     result = check(world)
     assert not result.ok, f"{case}: accepted"
-    assert any(all(f in line for f in fragments) for line in result.problems), (
+    assert any(all(f in line for f in fragments) for line in map(str, result.problems)), (
         f"{case}: no problem line names {fragments}: {result.problems}")
-    assert not any("Traceback" in line for line in result.problems)
+    assert not any("Traceback" in line for line in map(str, result.problems))
 
 
 def test_a_missing_inventory_is_one_clear_problem(world):
     result = check(world, world / "nowhere")
-    assert result.problems == [f"{world / 'nowhere'}: inventory not found"]
+    assert [str(p) for p in result.problems] == [f"{world / 'nowhere'}: inventory not found"]
 
 
 # --- generated metadata: never a crash, always a named field --------------------------------------
@@ -188,7 +188,7 @@ VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
 def test_generated_device_records_give_named_fields_or_pass(record, zone):
     hostvars = {"cityward_device": record, "cityward_zone": zone}
     host = assess_host("gen-01", hostvars, EXAMPLE, all_hosts=["gen-01"], today=TODAY, zones=ZONES)
-    for problem in host.problems:
+    for problem in map(str, host.problems):
         assert problem.startswith(("field cityward_device", "field cityward_zone")), problem
     assert host.problems or host.device is not None
 
@@ -214,11 +214,13 @@ def _cli(*args):
 def test_cli_names_the_problem_and_fails(world):
     edit(*[world / device(criticality="extreme")[0], device(criticality="extreme")[1]])
     result = _cli("-i", str(world / "city"))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "host historian-01, field cityward_device.criticality" in result.stderr
     assert "Traceback" not in result.stderr
     doc = json.loads(_cli("-i", str(world / "city"), "--format", "json").stdout)
-    assert doc["ok"] is False and any("criticality" in p for p in doc["problems"])
+    assert doc["ok"] is False and any(
+        p["text"].startswith(f"{world / 'city'}: host historian-01, field cityward_device.criticality")
+        and (p["host"], p["field"]) == ("historian-01", "cityward_device.criticality") for p in doc["problems"])
 
 
 def test_cli_passes_a_good_inventory():

@@ -51,7 +51,7 @@ def test_cityward_check_names_the_inventory_host_and_field(tmp_path):
     assert not result.ok
     assert any(line.startswith(f"{city}: host ") and f"field cityward_inventory_schema: the inventory is written "
                f"for schema {NEWEST + 1}, newer than" in line and "upgrade the collection" in line
-               for line in result.problems), result.problems
+               for line in map(str, result.problems)), result.problems
 
 
 def test_the_preflight_role_stops_a_play_before_its_first_task(tmp_path):

@@ -172,9 +172,9 @@ def test_a_slice_of_a_city_passes_cityward_check_only_as_a_slice_of_it(tmp_path)
                               capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
 
     alone = check()
-    assert alone.returncode == 1 and "cityward_zones_file" in alone.stderr and "is not a file" in alone.stderr
+    assert alone.returncode == 2 and "cityward_zones_file" in alone.stderr and "is not a file" in alone.stderr
     unsliced = check("--inventory-dir", str(EXAMPLE))
-    assert unsliced.returncode == 1
+    assert unsliced.returncode == 2
     assert "host atms-01, field cityward_device.redundancy: unknown host 'atms-02'" in unsliced.stderr
     sliced = check("--inventory-dir", str(EXAMPLE), "--job-slices", "2")
     assert sliced.returncode == 0, sliced.stderr
@@ -182,7 +182,7 @@ def test_a_slice_of_a_city_passes_cityward_check_only_as_a_slice_of_it(tmp_path)
     bad = check("--job-slices", "two")
     assert bad.returncode == 2 and "expected a whole number of slices, 1 or more (got 'two')" in bad.stderr
     nowhere = check("--inventory-dir", str(tmp_path / "nowhere"), "--job-slices", "2")
-    assert nowhere.returncode == 1 and "inventory folder not found" in nowhere.stderr
+    assert nowhere.returncode == 2 and "inventory folder not found" in nowhere.stderr
 
 
 def _playbook(name: str, *args: str) -> subprocess.CompletedProcess:

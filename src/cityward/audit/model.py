@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -33,3 +33,6 @@ class AuditRun:
     finished: str  # ISO 8601 UTC
     hosts: list[HostResult]
     cityward_version: str
+    # The zones policy's exceptions in force (its rules knowingly waived), one line each with the
+    # reason, approver and expiry: evidence an auditor must see beside the results.
+    policy_exceptions: list[str] = field(default_factory=list)

@@ -164,6 +164,7 @@ def aggregate(run: AuditRun, catalog) -> dict:
         "zones": dict(sorted(zones.items())),
         "sources": sources,
         "mandatory_failures": mandatory_failures,
+        "policy_exceptions": list(run.policy_exceptions),
         "unknown_control_ids": unknown,
     }
 

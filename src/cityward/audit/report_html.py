@@ -202,6 +202,13 @@ def _zones(data: dict) -> str:
     return "".join(html)
 
 
+def _exceptions(data: dict) -> str:
+    lines = data.get("policy_exceptions") or []
+    if not lines:
+        return '<p class="muted">None: every rule of the zones policy holds.</p>'
+    return "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>"
+
+
 def _control_reason(body: dict) -> str:
     """Why a control has its overall status: the first failure, else the n/a or skip reason."""
     cells = body["hosts"]
@@ -319,6 +326,7 @@ def render(run: AuditRun, catalog, data: dict) -> str:
         "</div></div>",
         '<h2 id="checklists">Checklists</h2>', _checklists(data),
         '<h2 id="zones">Zones</h2>', _zones(data),
+        '<h2 id="policy-exceptions">Exceptions the zones policy keeps</h2>', _exceptions(data),
         '<h2 id="control-table">Controls</h2>', _controls(data),
         '<h2 id="hosts">Hosts</h2>', _hosts(run, data),
         "</main></body></html>\n",

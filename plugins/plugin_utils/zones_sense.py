@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal, NamedTuple
 
+from ansible_collections.cityward.hardening.plugins.plugin_utils.unwrap import plain
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 RULES = ("ot-protocol", "admin-service", "public-cidr", "wide-source")
@@ -301,13 +302,6 @@ def policy_sense(policy: Any, today: datetime.date | None = None) -> tuple[list[
 # --- per host: management and automation sources ----------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    # ansible-inventory --list wraps strings as {'__ansible_unsafe': ...}.
-    if isinstance(value, Mapping) and set(value) == {"__ansible_unsafe"}:
-        return value["__ansible_unsafe"]
-    return value
-
-
 def source_findings(policy: Any, hostvars: Mapping[str, Any]) -> Iterator[Finding]:
     """wide-source over one host's variables. Entries that are not addresses are left to the
     host-variable schema, which names them."""
@@ -317,12 +311,12 @@ def source_findings(policy: Any, hostvars: Mapping[str, Any]) -> Iterator[Findin
     than = (f"the management zone '{widest.name}' ({widest.cidr}, {limit} addresses)" if widest
             else "a single address (the zones policy has no management zone)")
     for variable in SOURCE_VARIABLES:
-        values = _plain(hostvars.get(variable))
+        values = plain(hostvars.get(variable))
         if not isinstance(values, list | tuple):
             continue
         for i, value in enumerate(values):
             try:
-                net = ipaddress.ip_network(str(_plain(value)), strict=False)
+                net = ipaddress.ip_network(str(plain(value)), strict=False)
             except ValueError:
                 continue
             if net.num_addresses > limit:

@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.cityward.hardening.plugins.plugin_utils.unwrap import plain
 from ansible_collections.cityward.hardening.plugins.plugin_utils.zones_sense import judge_sources
 
 from cityward.hostvar_specs import (
@@ -67,16 +68,6 @@ LOCAL_CONNECTIONS = ("local", "containers.podman.podman", "podman", "community.d
 # ssh options that run a command on the controller.
 _SSH_COMMANDS = re.compile(r"(ProxyCommand|LocalCommand|PermitLocalCommand|KnownHostsCommand|Match\s+exec)",
                            re.IGNORECASE)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return _plain(value["__ansible_unsafe"])
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _vault(value: Any) -> bool:
@@ -475,7 +466,7 @@ def host_variable_problems(label: str, hostvars_by_host: Mapping[str, Mapping[st
         problems.append(Problem("the zones policy has no management zone (kind: management): SSH and "
                                 "automation would be reachable from nowhere", file=label, field="cityward_zones_file"))
     for name in sorted(hostvars_by_host):
-        v = _plain(dict(hostvars_by_host[name]))
+        v = plain(dict(hostvars_by_host[name]))
         host_groups = list((groups or {}).get(name) or v.get("group_names") or [])
         found = list(_host_problems(name, v))
         found += _zone_problems(name, v, host_groups, zones)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from ansible_collections.cityward.hardening.plugins.plugin_utils.inventory_schema import SCHEMA_VAR, check_schema
+from ansible_collections.cityward.hardening.plugins.plugin_utils.unwrap import plain
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -268,18 +269,7 @@ def _messages(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
     return found
 
 
-# --- values as ansible-inventory gives them ----------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    """Strip ansible-inventory's JSON wrappers ({'__ansible_unsafe': ...})."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return _plain(value["__ansible_unsafe"])
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+# --- values as ansible-inventory gives them (cityward.hardening's plugin_utils.unwrap.plain) -----
 
 
 def _templated(value: Any, where: str) -> list[tuple[str, str]]:
@@ -382,7 +372,7 @@ def _city_file(city: City, variable: str, problems: list[Problem]) -> list[Probl
 
 
 def load_city(raw_city: Any, dirs: list[Path]) -> CityFiles:
-    raw_city = _plain(raw_city)
+    raw_city = plain(raw_city)
     if raw_city is None:
         return CityFiles(None, [Problem("required field missing (set it in group_vars/all)", field="cityward_city")])
     templated = _templated(raw_city, "cityward_city")
@@ -465,7 +455,7 @@ def span_days(value: Any) -> float | None:
 def log_retention(hostvars: Mapping) -> tuple[float | None, str]:
     """(days, where it comes from) of the journal retention the logging role applies to a host."""
     for name in ("logging_journal_max_retention", "cityward_log_retention"):
-        value = _plain(hostvars.get(name))
+        value = plain(hostvars.get(name))
         if value is not None and not (isinstance(value, str) and "{{" in value):
             return span_days(value), f"{name} {_show(value)}"
     return span_days(LOGGING_DEFAULT_RETENTION), f"the logging role's default '{LOGGING_DEFAULT_RETENTION}'"
@@ -508,8 +498,8 @@ def assess_host(name: str, hostvars: Mapping, inventory: str | Path, *, all_host
     except CitywardError as exc:  # no zones policy, or a bad one: the zone cannot be judged (CW-GOV-01)
         no_policy = str(exc)
     dirs = inventory_dirs(inventory)
-    raw = _plain(hostvars.get("cityward_device"))
-    zone = _plain(hostvars.get("cityward_zone"))
+    raw = plain(hostvars.get("cityward_device"))
+    zone = plain(hostvars.get("cityward_zone"))
     host = HostMetadata(name=name, zone=zone if isinstance(zone, str) else None,
                         device=None, raw=raw if isinstance(raw, dict) else {},
                         groups=list(hostvars.get("group_names") or []))
@@ -518,7 +508,7 @@ def assess_host(name: str, hostvars: Mapping, inventory: str | Path, *, all_host
 
     # The inventory is written for variables this collection reads (CW-RES-04, as the preflight role).
     try:
-        check_schema(_plain(hostvars.get(SCHEMA_VAR)))
+        check_schema(plain(hostvars.get(SCHEMA_VAR)))
     except CitywardError as exc:
         problems.append((SCHEMA_VAR, str(exc)))
     # CW-GOV-01: the zone and the device record are complete and valid.
@@ -878,7 +868,7 @@ def validate_inventory(inventory_path: str | Path, limit: str | None = None, *,
     for name in sorted(hostvars):
         variables = dict(hostvars[name])
         variables.setdefault("group_names", group_names.get(name, []))
-        key = json.dumps(_plain(variables.get("cityward_city")), sort_keys=True, default=str)
+        key = json.dumps(plain(variables.get("cityward_city")), sort_keys=True, default=str)
         if key not in cities:
             cities[key] = load_city(variables.get("cityward_city"), dirs)
             if cities[key].city is not None:

@@ -43,6 +43,8 @@ TARGETS = {
     "audit_1": 10.0,
     "audit_fleet": 60.0,
     "cloud_plan": 5.0,
+    # Issue 23: the whole input check of a 40-host city answers in seconds.
+    "check_city": 5.0,
     "fleet_peak_rss": 1.5 * 2**30,
     "fleet_controller_cpu_per_host": 6.0,
 }
@@ -360,6 +362,9 @@ class Bench:
             self.remove_hosts(many)
         self.command("cloud_plan", "cityward cloud plan (Pulumi mocks and the policy pack)",
                      ["cloud", "plan", "--format", "json"], TARGETS["cloud_plan"])
+        city = self.lab.parent / "example-city"
+        self.command("check_city", f"cityward check of {city.name} (its inventory, zones policy and catalog)",
+                     ["check", "-i", str(city), "--format", "json"], TARGETS["check_city"])
         return self.results
 
 

@@ -22,7 +22,7 @@ def _run(args) -> int:
 
 def register(sub) -> None:
     parser = sub.add_parser(
-        "bench", help="measure hardening, idempotent re-run, fleet, audit and cloud plan times",
+        "bench", help="measure hardening, idempotent re-run, fleet, audit, cloud plan and check times",
         description="Start fresh bench containers on the lab network, time playbooks/site.yml (first run, "
         "second run, a fleet), cityward audit and cityward cloud plan, and write docs/benchmarks.md and "
         "docs/benchmarks.json. Takes tens of minutes; prints progress on stderr.")

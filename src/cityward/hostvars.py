@@ -370,9 +370,18 @@ def _zone_problems(name: str, v: Mapping[str, Any], groups: list[str], zones: Zo
     address = _ip(str(v.get("ansible_host", "")))
     if address is None or address.is_loopback or v.get("ansible_connection") in LOCAL_CONNECTIONS:
         return
+    # The controller may reach a host on its own zone's address or on a management interface; an
+    # address of another zone contradicts the host's zone, and a public one is never an OT host's.
+    # A private address outside every zone (a NAT, a container bridge) cannot be judged here.
     cidr = zones.cidr_of(zone)
-    if address.version != cidr.version or address not in cidr:
-        yield "ansible_host", f"address {address} is outside zone '{zone}' ({cidr})"
+    if address.version == cidr.version and address in cidr:
+        return
+    other = next((z for z in zones.zones.values() if address.version == z.cidr.version and address in z.cidr), None)
+    if other is not None and other.kind != "management":
+        yield "ansible_host", (f"address {address} is outside zone '{zone}' ({cidr}): it is in zone "
+                               f"'{other.name}' ({other.cidr})")
+    elif other is None and address.is_global:
+        yield "ansible_host", f"address {address} is outside zone '{zone}' ({cidr}) and public"
 
 
 def _service_problems(v: Mapping[str, Any], zones: ZonesPolicy) -> Iterator[tuple[str, str]]:

@@ -101,8 +101,9 @@ CASES = [
     ({"ansible_become_user": "root;id"}, "ansible_become_user", "invalid user or group name"),
     ({"ansible_user": "root"}, "ansible_user", "root cannot log in over SSH"),
     # addresses against zones
-    ({"ansible_host": "10.40.64.10"}, "ansible_host", "outside zone 'field'"),
-    ({"ansible_host": "192.0.2.7"}, "ansible_host", "outside zone 'field'"),
+    ({"ansible_host": "10.40.64.10"}, "ansible_host", "outside zone 'field' (10.40.80.0/20): it is in zone "
+     "'ot-operations'"),
+    ({"ansible_host": "93.184.216.34"}, "ansible_host", "outside zone 'field' (10.40.80.0/20) and public"),
     ({"cityward_service_hosts": {"syslog-tls": ["10.40.64.5"]}}, "cityward_service_hosts.syslog-tls[0]",
      "lies in no zone the service 'syslog-tls' reaches"),
     ({"cityward_service_hosts": {"telnet": ["10.40.48.10"]}}, "cityward_service_hosts.telnet",
@@ -176,6 +177,14 @@ def test_two_hosts_on_one_address_are_refused():
 def test_loopback_and_container_connections_need_no_zone_address():
     hosts = {"h1": {**BASE, "ansible_host": "127.0.0.1", "ansible_port": 2222},
              "h2": {**BASE, "ansible_host": "192.0.2.5", "ansible_connection": "containers.podman.podman"}}
+    assert gate(hosts) == []
+
+
+def test_a_management_interface_or_a_private_address_outside_every_zone_passes():
+    """A management NIC (management zone) and a NAT or container bridge address (10.88.0.0/16,
+    in no zone) are ways a controller reaches a host; only another zone's or a public address
+    contradicts the host's zone."""
+    hosts = {"h1": {**BASE, "ansible_host": "10.40.32.40"}, "h2": {**BASE, "ansible_host": "10.88.0.125"}}
     assert gate(hosts) == []
 
 

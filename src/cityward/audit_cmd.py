@@ -7,10 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 from cityward.audit.report import aggregate, write_reports
-from cityward.audit.runner import run_audit
+from cityward.audit.runner import resolve_inventory, run_audit
 from cityward.catalog import load_catalog
 from cityward.errors import CitywardError
-from cityward.inventory import list_inventory, validate_inventory
+from cityward.inventory import validate_inventory
 
 FORMATS = ("html", "json", "junit", "sarif")
 EXIT_CODES = ("exit codes: 0 every mandatory control passed on every host; 1 a mandatory control failed or a host "
@@ -57,7 +57,8 @@ def _run(args) -> int:
     city = Path(args.inventory_dir) if args.inventory_dir else None
     if city is not None and not city.is_dir():
         raise CitywardError(f"{city}: inventory folder not found (given as the city's inventory folder)")
-    list_inventory(inventory, args.limit)  # unreadable or hostile: exit 2 (cli) before any host is contacted
+    # Unreadable or hostile: exit 2 (cli) before any host is contacted.
+    resolved = resolve_inventory(inventory, args.limit)
     exceptions: list[str] = []
     try:
         report = validate_inventory(inventory, limit=args.limit, inventory_dir=city)
@@ -68,7 +69,8 @@ def _run(args) -> int:
         problems = str(exc).split("\n")
     for problem in problems:
         print(f"cityward audit: metadata: {problem}", file=sys.stderr)
-    run = run_audit(inventory, Path(args.out), limit=args.limit, workers=args.workers, inventory_dir=city)
+    run = run_audit(inventory, Path(args.out), limit=args.limit, workers=args.workers, inventory_dir=city,
+                    resolved=resolved)
     run.policy_exceptions = exceptions
     paths = write_reports(run, catalog, formats, Path(args.out))
     print(summary_table(run))

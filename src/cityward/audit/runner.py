@@ -22,6 +22,7 @@ from cityward.audit.model import AuditRun, CheckResult, HostResult
 from cityward.audit.sbom import DPKG_QUERY, cyclonedx_from_dpkg
 from cityward.checks.fixtures import AUDIT_HOST, AUDIT_INVENTORY, AUDIT_INVENTORY_DIR, AUDIT_INVENTORY_JSON
 from cityward.errors import CitywardError
+from cityward.inventory import list_inventory
 from cityward.lab.podman import podman_env
 from cityward.resources import checks_dir
 from cityward.testinfra_hosts import host_for
@@ -32,12 +33,9 @@ def _now() -> str:
 
 
 def resolve_inventory(inventory: Path, limit: str | None) -> dict:
-    """The inventory as `ansible-inventory --list` resolves it (once per audit); refuses an empty one."""
-    cmd = ["ansible-inventory", "-i", str(inventory), "--list"] + (["--limit", limit] if limit else [])
-    result = subprocess.run(cmd, capture_output=True, text=True, env=podman_env(), check=False)
-    if result.returncode != 0:
-        raise CitywardError(f"{inventory}: ansible-inventory failed: {result.stderr.strip()[-500:]}")
-    resolved = json.loads(result.stdout)
+    """The inventory as `ansible-inventory --list` resolves it (once per audit), read the way
+    `cityward check` reads it (its files screened first, warnings as errors); refuses an empty one."""
+    resolved = list_inventory(inventory, limit)
     if not resolved.get("_meta", {}).get("hostvars"):
         raise CitywardError(f"{inventory}: no hosts match {limit!r}" if limit else f"{inventory}: no hosts")
     return resolved
@@ -133,14 +131,15 @@ def audit_host(name: str, inventory: Path, out_dir: Path, tests: Path, resolved:
 
 def run_audit(inventory: Path, out_dir: Path, limit: str | None = None, workers: int | None = None,
               tests: Path | None = None, progress: Progress | None = None,
-              inventory_dir: Path | None = None) -> AuditRun:
+              inventory_dir: Path | None = None, resolved: dict | None = None) -> AuditRun:
     """Audit every host; `inventory_dir` is the city's inventory folder when the inventory was
-    generated elsewhere (relative paths of the inventory resolve there)."""
+    generated elsewhere (relative paths of the inventory resolve there); `resolved` the inventory
+    as resolve_inventory gave it, when the caller already read it."""
     inventory = inventory.resolve()
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     tests = tests or checks_dir()
-    resolved = resolve_inventory(inventory, limit)
+    resolved = resolved or resolve_inventory(inventory, limit)
     hostvars = resolved["_meta"]["hostvars"]
     # testinfra multiplexes SSH hosts over one connection each only when the folder of the
     # control_path ansible.cfg sets exists (Ansible makes it on its first SSH run; a fresh

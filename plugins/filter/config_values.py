@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.cityward.hardening.plugins.plugin_utils.text import breaking_character, template_mark
 
 # One token: ASCII letters, digits and the punctuation of names, addresses, CIDRs, paths, URIs and
 # algorithm names. Everything else (whitespace, quotes, '#', ';', '\\', braces, '$', look-alike
@@ -32,7 +33,6 @@ _WORD_TEXT = "ASCII letters, digits and ._:/@+-"
 # a word: '+' is a netgroup in sudoers, '@' and ':' are host and list separators in sshd.
 _NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 _DIGITS = re.compile(r"[0-9]+")
-_TEMPLATE = ("{{", "{%", "{#")
 
 
 def _shown(text: str) -> str:
@@ -68,12 +68,11 @@ def _each(value: Any, name: Any, check) -> Any:
 
 
 def _no_control(text: str, name: Any, index: int | None, what: str) -> None:
-    for position, c in enumerate(text):
-        if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp"):
-            raise _refuse(name, index, f"control character {_char(c)} at position {position} in {what}")
-    for mark in _TEMPLATE:
-        if mark in text:
-            raise _refuse(name, index, f"template syntax {mark!r} in {what}")
+    if found := breaking_character(text):
+        position, c = found
+        raise _refuse(name, index, f"control character {_char(c)} at position {position} in {what}")
+    if mark := template_mark(text):
+        raise _refuse(name, index, f"template syntax {mark!r} in {what}")
 
 
 def conf_word(value: Any, name: Any = "value", allow: str = "") -> Any:

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal, NamedTuple
 
+from ansible_collections.cityward.hardening.plugins.plugin_utils.text import breaking_character
 from ansible_collections.cityward.hardening.plugins.plugin_utils.unwrap import plain
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -138,7 +139,7 @@ def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 def one_line(value: Any) -> Any:
     """Free text of the policy is printed in one-line problems, the audit and cloud tags: no control
     characters (newlines included)."""
-    if isinstance(value, str) and any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value):
+    if isinstance(value, str) and breaking_character(value):
         raise ValueError("must be one line of text, without control characters")
     return value
 

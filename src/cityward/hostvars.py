@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.cityward.hardening.plugins.plugin_utils.text import breaking_character, template_mark
 from ansible_collections.cityward.hardening.plugins.plugin_utils.unwrap import plain
 from ansible_collections.cityward.hardening.plugins.plugin_utils.zones_sense import judge_sources
 
@@ -59,7 +60,6 @@ _WORD = re.compile(r"^[A-Za-z0-9_.:@%+*/=!,;#-]*$")
 _PORT = re.compile(r"^(?:(?:tcp|udp)/)?(\d{1,5})$")
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~%/+-]*)?$")
 _CRYPT = re.compile(r"^\$(y|gy|7|6|5|2[aby])\$")
-_TEMPLATE = ("{{", "{%", "{#")
 MFA_METHODS = ("totp", "fido2")
 SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
                  "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
@@ -75,7 +75,7 @@ def _vault(value: Any) -> bool:
 
 
 def _templated(value: Any) -> bool:
-    return isinstance(value, str) and any(mark in value for mark in _TEMPLATE)
+    return isinstance(value, str) and template_mark(value) is not None
 
 
 def _show(value: Any) -> str:
@@ -85,15 +85,13 @@ def _show(value: Any) -> str:
 
 def _bad_char(text: str, newlines: bool = False) -> str:
     """'' or what is wrong with a character of `text` (control or invisible format characters)."""
-    for char in text:
-        if char == "\n" and newlines:
-            continue
-        category = unicodedata.category(char)
-        if category == "Cc":
-            return f"control character {char!r}"
-        if category in ("Cf", "Zl", "Zp"):
-            return f"invisible character U+{ord(char):04X}"
-    return ""
+    found = breaking_character(text, newlines)
+    if found is None:
+        return ""
+    char = found[1]
+    if unicodedata.category(char) == "Cc":
+        return f"control character {char!r}"
+    return f"invisible character U+{ord(char):04X}"
 
 
 def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:

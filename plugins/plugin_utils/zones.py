@@ -34,6 +34,11 @@ INTERNET_CIDR = ipaddress.IPv4Network("0.0.0.0/0")
 
 ZONE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
+# Addresses a site's VPN peer cannot have: private, shared (carrier NAT), loopback, link-local and
+# "this network". The documentation ranges (RFC 5737) stay allowed so examples remain fictional.
+NOT_ROUTABLE = tuple(ipaddress.IPv4Network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"))
+
 # Syslog over TLS (RFC 5425): the one flow a quarantined host keeps besides management SSH.
 LOG_PORT = 6514
 
@@ -90,11 +95,31 @@ class Conduit(_Strict):
         return f"{self.from_}->{self.to}:{self.protocol}/{self.port}"
 
 
+class CustomerGateway(_Strict):
+    """The site's end of the site-to-site VPN: its public address and BGP ASN."""
+
+    address: ipaddress.IPv4Address
+    bgp_asn: Annotated[int, Field(strict=True, ge=64512, le=65534)] = 65000
+
+
+class Site(_Strict):
+    """A field site outside the city's network (a depot, a pumping station) that belongs to an OT
+    zone: it reaches the zones that zone has conduits with, over a site-to-site VPN, and only those."""
+
+    name: str
+    zone: str
+    cidr: Cidr
+    customer_gateway: CustomerGateway
+    description: Line = ""
+
+
 class ZonesPolicy(_Strict):
     version: Literal[1]
     description: Line = ""
     zones: dict[str, Zone] = Field(min_length=1)
     conduits: list[Conduit] = Field(default_factory=list)
+    # Field sites connected over VPN (the cloud stack's site connectivity); hosts ignore them.
+    sites: dict[str, Site] = Field(default_factory=dict)
     # Knowingly kept departures from the policy-sense rules (zones_sense.py), reported by the audit.
     exceptions: list[PolicyException] = Field(default_factory=list)
 
@@ -102,13 +127,15 @@ class ZonesPolicy(_Strict):
     @classmethod
     def _name_zones_from_keys(cls, data: Any) -> Any:
         # Zones are a mapping keyed by name; the model keeps the name on the zone for consumers.
-        if isinstance(data, dict) and isinstance(data.get("zones"), dict):
-            zones = {}
-            for name, body in data["zones"].items():
-                if isinstance(body, dict) and "name" not in body:
-                    body = {"name": name, **body}
-                zones[name] = body
-            data = {**data, "zones": zones}
+        # Zones and sites are mappings keyed by name; the model keeps the name on each entry.
+        for key in ("zones", "sites"):
+            if isinstance(data, dict) and isinstance(data.get(key), dict):
+                named = {}
+                for name, body in data[key].items():
+                    if isinstance(body, dict) and "name" not in body:
+                        body = {"name": name, **body}
+                    named[name] = body
+                data = {**data, key: named}
         return data
 
     # --- queries the consumers use
@@ -127,6 +154,19 @@ class ZonesPolicy(_Strict):
 
     def conduits_to(self, name: str) -> Iterator[Conduit]:
         return (c for c in self.conduits if c.to == name)
+
+    def sites_of(self, zone: str) -> list[Site]:
+        """The field sites that belong to `zone`, in policy order."""
+        return [s for s in self.sites.values() if s.zone == zone]
+
+    def networks_of(self, zone: str) -> list[ipaddress.IPv4Network]:
+        """Where a zone's hosts live: its CIDR, then the CIDRs of its field sites."""
+        return [self.cidr_of(zone), *(s.cidr for s in self.sites_of(zone))]
+
+    def peers_of(self, zone: str) -> list[str]:
+        """Zones that have a conduit with `zone` in either direction (the internet excluded)."""
+        peers = {c.to for c in self.conduits_from(zone)} | {c.from_ for c in self.conduits_to(zone)}
+        return sorted(peers - {INTERNET})
 
     def ot_zones(self) -> list[Zone]:
         return [z for z in self.zones.values() if z.is_ot]
@@ -240,6 +280,9 @@ def _locate(data: Any, loc: tuple) -> tuple[str, str]:
         raw = data.get("conduits", [])[loc[1]] if isinstance(data, dict) else None
         field = ".".join(str(p) for p in loc[2:]) or "(conduit)"
         return _conduit_label(raw, loc[1]), field
+    if len(loc) >= 2 and loc[0] == "sites":
+        field = ".".join(str(p) for p in loc[2:]) or "(site)"
+        return f"site '{loc[1]}'", field
     if len(loc) >= 2 and loc[0] == "exceptions" and isinstance(loc[1], int):
         field = ".".join(str(p) for p in loc[2:]) or "(exception)"
         return f"exception #{loc[1]}", field
@@ -280,6 +323,8 @@ def _semantic_errors(policy: ZonesPolicy) -> list[str]:
                 cidr_a, cidr_b = policy.zones[a].cidr, policy.zones[b].cidr
                 errors.append(f"zone '{b}', field 'cidr': {cidr_b} overlaps zone '{a}' ({cidr_a})")
 
+    errors.extend(_site_errors(policy))
+
     seen: dict[tuple, int] = {}
     for index, c in enumerate(policy.conduits):
         entry = f"conduit #{index} ({c.from_}->{c.to}:{c.port})"
@@ -302,6 +347,41 @@ def _semantic_errors(policy: ZonesPolicy) -> list[str]:
     if not errors:
         # Sense (ADMIN_PORTS, OT protocols, public CIDRs, exceptions) needs known zones on every conduit.
         errors = policy_sense(policy)[0]
+    return errors
+
+
+def _site_errors(policy: ZonesPolicy) -> list[str]:
+    """A site belongs to a known OT zone, lives in private space outside every zone and every other
+    site, and its VPN peer is a public address (a private one cannot terminate an AWS VPN)."""
+    errors: list[str] = []
+    taken = [(f"zone '{z.name}'", z.cidr) for z in policy.zones.values()]
+    gateways: dict[ipaddress.IPv4Address, str] = {}
+    for name, site in policy.sites.items():
+        entry = f"site '{name}'"
+        if site.name != name:
+            errors.append(f"{entry}, field 'name': must not differ from the key ('{site.name}')")
+        if not ZONE_NAME.match(name):
+            errors.append(f"{entry}, field '(name)': use lower-case letters, digits and '-' (max 31)")
+        if site.zone not in policy.zones:
+            errors.append(f"{entry}, field 'zone': unknown zone '{site.zone}'")
+        elif not policy.zones[site.zone].is_ot:
+            errors.append(f"{entry}, field 'zone': '{site.zone}' is a {policy.zones[site.zone].kind} zone; "
+                          "field sites belong to an OT zone")
+        if not site.cidr.is_private:
+            errors.append(f"{entry}, field 'cidr': {site.cidr} is not private address space")
+        for other, cidr in taken:
+            if site.cidr.overlaps(cidr):
+                errors.append(f"{entry}, field 'cidr': {site.cidr} overlaps {other} ({cidr})")
+        taken.append((entry, site.cidr))
+        address = site.customer_gateway.address
+        if any(address in net for net in NOT_ROUTABLE) or address.is_multicast or address.is_reserved:
+            errors.append(f"{entry}, field 'customer_gateway.address': {address} is not a public address; "
+                          "the VPN terminates on the site's internet-facing router")
+        elif address in gateways:
+            # one customer gateway per address: the pack tells sites apart by it
+            errors.append(f"{entry}, field 'customer_gateway.address': {address} is already the customer "
+                          f"gateway of site '{gateways[address]}'")
+        gateways.setdefault(address, name)
     return errors
 
 

@@ -65,14 +65,21 @@ def planned(stack_inputs) -> Planned:
         return Planned(run_stack(stack_inputs).resources)
 
 
+@pytest.fixture(scope="session")
+def planned_preview(stack_inputs, planned) -> Planned:
+    """The example stack as a first `pulumi preview` sees it: ids and computed outputs unknown."""
+    return Planned(run_stack(stack_inputs, first_preview=True).resources)
+
+
 @pytest.fixture
 def run_variant(stack_inputs) -> Callable[..., Planned]:
-    """Run the example stack, optionally with other zones and extra resources declared after it."""
+    """Run the example stack, optionally with other zones and extra resources declared after it,
+    optionally as a first preview sees it."""
 
-    def run(zones=None, extend=None) -> Planned:
+    def run(zones=None, extend=None, first_preview: bool = False) -> Planned:
         inputs = stack_inputs if zones is None else type(stack_inputs)(
             stack_inputs.network, stack_inputs.config, zones, stack_inputs.config_file)
-        return Planned(run_stack(inputs, extend=extend).resources)
+        return Planned(run_stack(inputs, extend=extend, first_preview=first_preview).resources)
 
     return run
 
@@ -87,7 +94,8 @@ def checkout(tmp_path, monkeypatch) -> Path:
     """A copy of the example Pulumi project and its zones policy, as the current folder, for tests
     that edit its files (the plan reads ./stacks/segmented_network when no --project is given)."""
     for rel in ("policies/zones.yml", "stacks/segmented_network/Pulumi.yaml",
-                "stacks/segmented_network/Pulumi.example.yaml"):
+                "stacks/segmented_network/Pulumi.example.yaml",
+                "inventories/example-city/records/incident-contacts.yml"):
         target = tmp_path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, target)

@@ -49,7 +49,7 @@ def test_mandatory_violation_exits_1(checkout, capsys):
     code, doc = plan_json(capsys, "--stack", "short")
     assert code == 1
     assert {v["policy"] for v in doc["violations"]} == {"cw-net-05-log-group-retention-365"}
-    assert doc["summary"]["mandatoryViolations"] == 2  # flow-log and trail log groups
+    assert doc["summary"]["mandatoryViolations"] == 4  # flow-log, trail, session and DNS-query log groups
 
     assert main(["cloud", "plan", "--stack", "short"]) == 1
     assert "[mandatory] cw-net-05-log-group-retention-365" in capsys.readouterr().out
@@ -107,3 +107,15 @@ def test_a_stack_config_without_zones_file_names_the_key(checkout, capsys):
     config.write_text("\n".join(line for line in config.read_text().splitlines() if "zonesFile" not in line))
     line = one_line_error(capsys, ["cloud", "plan"])
     assert "Pulumi.example.yaml: config 'cityward-segmented-network:zonesFile': required" in line
+
+
+@pytest.mark.control("CW-NET-13")
+def test_first_preview_plan_decides_and_records_its_mode(capsys):
+    code, doc = plan_json(capsys, "--first-preview")
+    assert doc["mode"] == "first-preview"
+    assert not [v for v in doc["violations"] if "cannot decide" in v["message"]]
+    assert code == 0 and doc["summary"]["mandatoryViolations"] == 0
+    flow = next(r for r in doc["resources"] if r["type"] == "aws:ec2/flowLog:FlowLog")
+    assert flow["properties"]["vpcId"] == "cityward-vpc"  # the resource an unknown id will come from
+    assert main(["cloud", "plan", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "known"

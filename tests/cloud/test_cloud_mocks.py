@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 import pytest
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from cityward.cloud.mocks import run_program
 from cityward.errors import CitywardError
@@ -42,3 +43,26 @@ def test_engine_warnings_are_collected_not_printed(capsys):
     run = run_program(lambda: pulumi.warn("careful"), project="p", stack="s", region="eu-west-1")
     assert run.warnings == ["careful"]
     assert "careful" not in capsys.readouterr().err
+
+
+def _vpc_and_subnet():
+    vpc = aws.ec2.Vpc("v", cidr_block="10.0.0.0/16")
+    aws.ec2.Subnet("s", vpc_id=vpc.id, cidr_block="10.0.1.0/24", tags={"vpc": vpc.arn})
+
+
+def test_first_preview_leaves_ids_and_computed_outputs_unknown():
+    run = run_program(_vpc_and_subnet, project="p", stack="s", region="eu-west-1", first_preview=True)
+    vpc, subnet = run.resources
+    assert vpc.id == "" and "defaultNetworkAclId" not in vpc.outputs and "arn" not in vpc.outputs
+    # unknowns are the engine's sentinel, nested ones too; known inputs stay known
+    assert subnet.inputs == {"vpcId": UNKNOWN_STRING_VALUE, "cidrBlock": "10.0.1.0/24",
+                             "tags": {"vpc": UNKNOWN_STRING_VALUE}}
+    assert subnet.outputs == subnet.inputs
+
+
+def test_property_dependencies_are_recorded_in_both_modes():
+    for first_preview in (False, True):
+        vpc, subnet = run_program(_vpc_and_subnet, project="p", stack="s", region="eu-west-1",
+                                  first_preview=first_preview).resources
+        assert subnet.dependencies == {"vpcId": [vpc.urn], "tags": [vpc.urn]}
+        assert vpc.dependencies == {}

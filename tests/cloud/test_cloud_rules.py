@@ -23,9 +23,11 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from cityward.cloud import rules as RULES
-from cityward.cloud.evaluate import read_only
+from cityward.cloud.evaluate import evaluate, policy_props, read_only
+from cityward.cloud.mocks import PlannedResource
 
 PACK = Path(__file__).resolve().parents[2] / "policies" / "pulumi"
 POLICIES = {p.name: p for p in RULES.POLICIES}
@@ -391,8 +393,157 @@ def test_every_rule_is_tested_named_and_mapped():
 def test_pack_entry_point_only_builds_the_pack():
     directory = PACK
     meta = yaml.safe_load((directory / "PulumiPolicy.yaml").read_text())
-    assert meta["runtime"] == "python"
+    assert meta["runtime"]["name"] == "python"
     tree = ast.parse((directory / "__main__.py").read_text())
     calls = [n for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
     assert [c.value.func.id for c in calls] == ["PolicyPack"]
     assert all(isinstance(n, ast.ImportFrom | ast.Expr) for n in tree.body)
+
+
+# --- first preview: ids unknown, resources joined only by property dependencies ----------------
+
+U = UNKNOWN_STRING_VALUE
+T["nat"] = "aws:ec2/natGateway:NatGateway"
+
+
+def run_preview_rule(name: str, resources: list[tuple]) -> list[str]:
+    """A stack rule over resources as a first preview hands them over: props behind the engine's
+    unknown-checking proxy, and (kind, props, {prop: [indexes of the resources it depends on]})."""
+    policy = POLICIES[name]
+    stack = [PolicyResource(T[kind], policy_props(props), f"urn:pulumi:test::p::{T[kind]}::r{i}", f"r{i}",
+                            _opts(), None, None, [], {}) for i, (kind, props, *_) in enumerate(resources)]
+    for resource, (_, _, *deps) in zip(stack, resources, strict=True):
+        for prop, indexes in (deps[0] if deps else {}).items():
+            resource.property_dependencies[prop] = [stack[i] for i in indexes]
+    messages: list[str] = []
+    policy.validate(StackValidationArgs(stack), lambda message, urn=None: messages.append(message))
+    return messages
+
+
+def p_vpc():
+    return ("vpc", {"cidrBlock": "10.40.0.0/16", "mainRouteTableId": U, "defaultNetworkAclId": U,
+                    "tags": {"cityward:zones": "dmz,ot"}})
+
+
+def p_subnet(zone, az, cidr="10.40.0.0/24"):
+    return ("subnet", {"vpcId": U, "availabilityZone": az, "cidrBlock": cidr,
+                       "tags": {"cityward:zone": zone, "cityward:zone-kind": zone}}, {"vpcId": [0]})
+
+
+def p_network(route_from=None, target=None):
+    """0 vpc, 1 igw, 2 nat, 3-4 dmz subnets, 5-6 ot subnets, 7 dmz table, 8 ot table, 9-12 associations,
+    13 a default route from the `route_from` table to `target` ("igw", "nat", or None: no dependency)."""
+    resources = [p_vpc(), ("igw", {"vpcId": U}, {"vpcId": [0]}), ("nat", {"subnetId": U}, {"subnetId": [3]}),
+                 p_subnet("dmz", "eu-west-1a"), p_subnet("dmz", "eu-west-1b"),
+                 p_subnet("ot", "eu-west-1a"), p_subnet("ot", "eu-west-1b"),
+                 ("rt", {"vpcId": U}, {"vpcId": [0]}), ("rt", {"vpcId": U}, {"vpcId": [0]})]
+    resources += [("assoc", {"subnetId": U, "routeTableId": U}, {"subnetId": [s], "routeTableId": [t]})
+                  for s, t in ((3, 7), (4, 7), (5, 8), (6, 8))]
+    if route_from:
+        table = {"dmz": 7, "ot": 8}[route_from]
+        key = "natGatewayId" if target == "nat" else "gatewayId"
+        deps = {"routeTableId": [table], **({key: [{"igw": 1, "nat": 2}[target]]} if target else {})}
+        resources.append(("route", {"routeTableId": U, "destinationCidrBlock": "0.0.0.0/0", key: U}, deps))
+    return resources
+
+
+def p_endpoints(rule_cidr="10.40.0.0/16"):
+    resources = [p_vpc(), ("sg", {"vpcId": U}, {"vpcId": [0]})]
+    resources += [("vpce", {"vpcId": U, "vpcEndpointType": "Interface", "securityGroupIds": [U],
+                            "serviceName": f"com.amazonaws.eu-west-1.{s}", "privateDnsEnabled": True},
+                   {"vpcId": [0], "securityGroupIds": [1]}) for s in RULES.SESSION_MANAGER_SERVICES]
+    resources.append(("in", {"securityGroupId": U, **ingress(rule_cidr, 443)}, {"securityGroupId": [1]}))
+    return resources
+
+
+def p_ssh(kind):
+    return [p_vpc(), ("sg", {"vpcId": U, "tags": {"cityward:zone-kind": kind}}, {"vpcId": [0]}),
+            ("sg", {"vpcId": U, "tags": {"cityward:zone-kind": "ot"}}, {"vpcId": [0]}),
+            ("in", {"securityGroupId": U, "referencedSecurityGroupId": U, "ipProtocol": "tcp", "fromPort": 22.0,
+                    "toPort": 22.0}, {"securityGroupId": [2], "referencedSecurityGroupId": [1]})]
+
+
+def p_flow(dependencies):
+    return [p_vpc(), ("lg", {"kmsKeyId": U, "retentionInDays": 365.0}),
+            ("flow", {"vpcId": U, "trafficType": "ALL", "logDestination": U,
+                      "logDestinationType": "cloud-watch-logs"}, dependencies)]
+
+
+PREVIEW_CASES = [  # (rule, violating stack, compliant stack)
+    pytest.param("cw-net-02-ot-subnets-no-internet-route", p_network("ot", "nat"), p_network("dmz", "igw"),
+                 marks=pytest.mark.control("CW-NET-02"), id="ot-nat"),
+    pytest.param("cw-net-02-ot-subnets-no-internet-route", p_network("ot", "igw"), p_network(),
+                 marks=pytest.mark.control("CW-NET-02"), id="ot-igw"),
+    pytest.param("cw-net-02-igw-routes-dmz-only", p_network("ot", "igw"), p_network("dmz", "igw"),
+                 marks=pytest.mark.control("CW-NET-02"), id="igw-outside-dmz"),
+    pytest.param("cw-net-04-defaults-adopted", [p_vpc(), ("dsg", {"vpcId": U}, {"vpcId": [0]})],
+                 [p_vpc(), ("dsg", {"vpcId": U}, {"vpcId": [0]}),
+                  ("dnacl", {"defaultNetworkAclId": U}, {"defaultNetworkAclId": [0]})],
+                 marks=pytest.mark.control("CW-NET-04"), id="default-nacl-not-adopted"),
+    pytest.param("cw-net-05-vpc-flow-logs", [*p_flow({"vpcId": [0], "logDestination": [1]}), p_vpc()],
+                 p_flow({"vpcId": [0], "logDestination": [1]}), marks=pytest.mark.control("CW-NET-05"),
+                 id="second-vpc-without-flow-log"),
+    pytest.param("cw-net-07-session-manager-endpoints", p_endpoints()[:4], p_endpoints(),
+                 marks=pytest.mark.control("CW-NET-07"), id="missing-endpoints"),
+    pytest.param("cw-net-07-endpoint-sg-https-from-vpc", p_endpoints("0.0.0.0/0"), p_endpoints(),
+                 marks=pytest.mark.control("CW-NET-07"), id="endpoint-sg-world"),
+    pytest.param("cw-net-07-ssh-only-from-management", p_ssh("ot"), p_ssh("management"),
+                 marks=pytest.mark.control("CW-NET-07"), id="ssh-from-ot-group"),
+]
+
+
+@pytest.mark.parametrize(("rule", "bad", "good"), PREVIEW_CASES)
+def test_stack_rule_decides_at_first_preview(rule, bad, good):
+    violations = run_preview_rule(rule, bad)
+    assert violations, f"{rule} accepted a violating stack at preview"
+    assert all(v.startswith(rule[:9].upper()) and "cannot decide" not in v for v in violations), violations
+    assert run_preview_rule(rule, good) == []
+
+
+UNDECIDABLE = [  # a reference computed from nothing the rule can follow: it fails closed
+    pytest.param("cw-net-02-ot-subnets-no-internet-route", p_network("ot", None),
+                 marks=pytest.mark.control("CW-NET-02"), id="route-target-unknown"),
+    pytest.param("cw-net-05-vpc-flow-logs", p_flow({}), marks=pytest.mark.control("CW-NET-05"),
+                 id="flow-log-vpc-unknown"),
+    pytest.param("cw-net-07-ssh-only-from-management", p_ssh("management")[:3] + [
+        ("in", {**p_ssh("management")[3][1]}, {"securityGroupId": [2]})],
+                 marks=pytest.mark.control("CW-NET-07"), id="ssh-source-group-unknown"),
+]
+
+
+@pytest.mark.parametrize(("rule", "stack"), UNDECIDABLE)
+def test_stack_rule_that_cannot_decide_fails_closed(rule, stack):
+    violations = run_preview_rule(rule, stack)
+    assert violations and all(v.startswith(f"{rule[:9].upper()}: cannot decide at preview: ") for v in violations)
+
+
+@pytest.mark.control("CW-NET-05", "CW-NET-12")
+def test_references_only_need_to_be_set_at_preview():
+    assert run_resource_rule("cw-net-05-log-group-kms", "lg", {"kmsKeyId": U, "retentionInDays": 365.0}) == []
+    assert run_resource_rule("cw-net-12-cloudtrail-cloudwatch-logs", "trail",
+                             {"cloudWatchLogsGroupArn": U, "cloudWatchLogsRoleArn": U}) == []
+
+
+@pytest.mark.control("CW-NET-05")
+def test_a_rule_reading_an_unknown_value_reports_it_cannot_decide():
+    policy = POLICIES["cw-net-05-log-group-retention-365"]
+    messages: list[str] = []
+    args = ResourceValidationArgs(T["lg"], policy_props({"retentionInDays": U}), "urn:x", "lg", _opts(), None)
+    policy.validate(args, lambda message, urn=None: messages.append(message))
+    assert messages == ["CW-NET-05: cannot decide at preview: string value at .retentionInDays can't be known "
+                        "during preview (lg)"]
+
+
+@pytest.mark.control("CW-NET-13")
+def test_evaluation_fails_closed_when_an_unknown_escapes_a_rule():
+    def careless(args, report):
+        if args.props["vpcId"].startswith("vpc-"):  # raises on a first preview
+            report("never reached")
+
+    policy = ResourceValidationPolicy(name="cw-net-13-careless", description="CW-NET-13 (cityward): test",
+                                      validate=careless, enforcement_level=EnforcementLevel.MANDATORY)
+    subnet = PlannedResource(T["subnet"], "s", "urn:pulumi:s::p::aws:ec2/subnet:Subnet::s", "",
+                             {"vpcId": U}, {"vpcId": U}, {"vpcId": ["urn:v"]})
+    (violation,) = evaluate([subnet], [policy])
+    assert violation.mandatory and violation.policy == "cw-net-13-careless" and violation.resource_name == "s"
+    assert violation.message == "cannot decide at preview: string value at .vpcId can't be known during preview"

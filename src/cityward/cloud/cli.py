@@ -30,6 +30,9 @@ def register(sub) -> None:
     plan.add_argument("--stack", default="example", metavar="NAME",
                       help="stack config Pulumi.<NAME>.yaml (default: example)")
     plan.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    plan.add_argument("--first-preview", action="store_true",
+                      help="plan as a first `pulumi preview` of a new stack sees it: ids, ARNs and computed outputs "
+                      "unknown; a rule that cannot decide without them is a violation")
     plan.set_defaults(func=run_plan)
 
 
@@ -42,7 +45,7 @@ def run_plan(args: argparse.Namespace) -> int:
         raise CitywardError(f"cloud plan needs the Pulumi SDK ({exc.name} is missing): "
                             "pip install 'cityward[cloud]'") from None
 
-    result = plan(args.stack, args.project)
+    result = plan(args.stack, args.project, first_preview=args.first_preview)
     try:
         print(render_json(result) if args.format == "json" else render_table(result))
     except BrokenPipeError:  # `cityward cloud plan | head`: the reader left, nothing to report

@@ -1,9 +1,12 @@
 """Evaluate a CrossGuard policy list over planned resources, in-process.
 
 Mirrors what the Pulumi engine does during `pulumi preview --policy-pack`: resource policies see
-each resource's inputs; stack policies see all resources with their outputs, read-only as the
-engine hands them over. The plan runs the program with preview=False, so every value is known: no
-rule is ever "not applicable" for want of a value, and any exception a rule raises is reported.
+each resource's inputs; stack policies see all resources with their outputs and the resources each
+property depends on. Props are handed over as the engine does: JSON-shaped (numbers are floats)
+behind `pulumi_policy.proxy.unknown_checking_proxy`, so a rule reading a value that is unknown on a
+first preview raises `UnknownValueError` here as it would there. The engine would then skip the
+rule with an advisory note; this evaluation fails closed instead: the policy reports that it
+cannot decide, at its own enforcement level. Any other exception a rule raises is an error.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from cityward.cloud.mocks import PlannedResource
 from cityward.errors import CitywardError
@@ -71,22 +75,53 @@ def read_only(value: Any) -> Any:
     return value
 
 
+def engine_props(value: Any) -> Any:
+    """`value` shaped as the engine's JSON: dicts, lists, and every number a float."""
+    if isinstance(value, Mapping):
+        return {str(key): engine_props(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [engine_props(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def policy_props(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Props as a rule receives them: raising UnknownValueError where a value is unknown."""
+    return unknown_checking_proxy(engine_props(props))
+
+
+def stack_resources(resources: Sequence[PlannedResource]) -> list[PolicyResource]:
+    """The stack as a stack policy sees it: outputs, and dependencies joined to the resources."""
+    found = [PolicyResource(r.type, policy_props(r.outputs), r.urn, r.name, _options(), None, None, [], {})
+             for r in resources]
+    by_urn = {p.urn: p for p in found}
+    for planned, resource in zip(resources, found, strict=True):
+        seen: set[str] = set()
+        for prop, urns in planned.dependencies.items():
+            resource.property_dependencies[prop] = [by_urn[u] for u in urns if u in by_urn]
+            for urn in urns:
+                if urn in by_urn and urn not in seen:
+                    seen.add(urn)
+                    resource.dependencies.append(by_urn[urn])
+    return found
+
+
 def evaluate(resources: Sequence[PlannedResource], policies: Iterable[Policy],
              default_level: EnforcementLevel = EnforcementLevel.MANDATORY) -> list[Violation]:
-    stack_resources = [
-        PolicyResource(r.type, read_only(r.outputs), r.urn, r.name, _options(), None, None, [], {})
-        for r in resources
-    ]
+    # built once and shared by every policy: rules only read them
+    stack = stack_resources(resources)
+    inputs = [policy_props(r.inputs) for r in resources]
     violations: list[Violation] = []
     for policy in policies:
         level = policy.enforcement_level or default_level
         if level != EnforcementLevel.DISABLED:
-            violations.extend(_evaluate_one(policy, level, resources, stack_resources))
+            violations.extend(_evaluate_one(policy, level, resources, inputs, stack))
     return violations
 
 
 def _evaluate_one(policy: Policy, level: EnforcementLevel, resources: Sequence[PlannedResource],
-                  stack_resources: list[PolicyResource]) -> list[Violation]:
+                  inputs: list[Mapping[str, Any]], stack_resources: list[PolicyResource]) -> list[Violation]:
     by_urn = {r.urn: r for r in resources}
     found: list[Violation] = []
 
@@ -102,17 +137,21 @@ def _evaluate_one(policy: Policy, level: EnforcementLevel, resources: Sequence[P
         return report
 
     if isinstance(policy, ResourceValidationPolicy):
-        for r in resources:
-            args = ResourceValidationArgs(r.type, read_only(r.inputs), r.urn, r.name, _options(), None)
+        for r, props in zip(resources, inputs, strict=True):
+            args = ResourceValidationArgs(r.type, props, r.urn, r.name, _options(), None)
             _guarded(policy, r.name, policy.validate, args, reporter(r))
     elif isinstance(policy, StackValidationPolicy):
         _guarded(policy, "the stack", policy.validate, StackValidationArgs(stack_resources), reporter(None))
     return found
 
 
-def _guarded(policy: Policy, target: str, validate: Callable[..., object], *args: object) -> None:
-    """Run one validation; a crashing rule is an error line."""
+def _guarded(policy: Policy, target: str, validate: Callable[..., object], args: object,
+             report: Callable[..., None]) -> None:
+    """Run one validation. A rule that meets an unknown value cannot decide: that is a violation
+    (fail closed); any other crash is an error line."""
     try:
-        _run(validate(*args))
+        _run(validate(args, report))
+    except UnknownValueError as exc:
+        report(f"cannot decide at preview: {exc.message}")
     except Exception as exc:
         raise CitywardError(f"policy {policy.name} failed on {target}: {type(exc).__name__}: {exc}") from None

@@ -2,8 +2,14 @@
 
 Only the SDK's documented testing interface: `pulumi.runtime.set_mocks` with a fresh MockMonitor
 for every run (its registrations are the plan), and `pulumi.runtime.test`, which runs the program
-and waits for every output. `preview=False` makes every output known, so `apply` callbacks run and
-nothing is silently skipped.
+and waits for every output.
+
+Two modes. By default (`preview=False`) every output is known, so `apply` callbacks run and nothing
+is silently skipped. With `first_preview=True` the run looks like a first `pulumi preview` of a stack
+that does not exist: no resource has an id, outputs are only the inputs, so every id, ARN and
+computed output is unknown and the `apply` callbacks over them do not run. Unknowns are recorded as
+the sentinel strings the engine hands a policy pack. In both modes each resource's property
+dependencies (which resources a property was computed from) are recorded, as the engine sends them.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from pulumi.output import Unknown
 from pulumi.runtime.mocks import MockMonitor
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from cityward.errors import CitywardError
 
@@ -37,6 +45,11 @@ _ID_PREFIX = {
     "aws:ec2/flowLog:FlowLog": "fl",
     "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc",
     "aws:ec2/networkAclAssociation:NetworkAclAssociation": "aclassoc",
+    "aws:ec2transitgateway/transitGateway:TransitGateway": "tgw",
+    "aws:ec2transitgateway/vpcAttachment:VpcAttachment": "tgw-attach",
+    "aws:ec2transitgateway/routeTable:RouteTable": "tgw-rtb",
+    "aws:ec2/customerGateway:CustomerGateway": "cgw",
+    "aws:ec2/vpnConnection:VpnConnection": "vpn",
 }
 
 
@@ -46,7 +59,8 @@ def _fake_id(prefix: str, name: str) -> str:
 
 @dataclass
 class PlannedResource:
-    """One resource the program registered: its inputs (what a preview sends) and mock outputs."""
+    """One resource the program registered: its inputs (what a preview sends), mock outputs, and
+    per property the URNs of the resources that property was computed from."""
 
     type: str
     name: str
@@ -54,14 +68,27 @@ class PlannedResource:
     id: str
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+    dependencies: dict[str, list[str]] = field(default_factory=dict)
+
+
+def engine_value(value: Any) -> Any:
+    """`value` with the SDK's unknowns replaced by the sentinel the engine sends (recursively)."""
+    if isinstance(value, Unknown):
+        return UNKNOWN_STRING_VALUE
+    if isinstance(value, dict):
+        return {key: engine_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [engine_value(item) for item in value]
+    return value
 
 
 class CitywardMocks(pulumi.runtime.Mocks):
     """Deterministic ids and ARNs; outputs echo the inputs plus what AWS would compute."""
 
-    def __init__(self, region: str = "eu-west-1", account: str = ACCOUNT_ID) -> None:
+    def __init__(self, region: str = "eu-west-1", account: str = ACCOUNT_ID, first_preview: bool = False) -> None:
         self.region = region
         self.account = account
+        self.first_preview = first_preview
         self.registered: list[tuple[str, str, dict[str, Any]]] = []
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -79,6 +106,9 @@ class CitywardMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         self.registered.append((args.typ, args.name, dict(args.inputs)))
+        if self.first_preview:
+            # nothing exists yet: no id, and the outputs are what the program sent
+            return "", dict(args.inputs)
         state = dict(args.inputs)
         typ, name, region, account = args.typ, args.name, self.region, self.account
         rid = _fake_id(_ID_PREFIX.get(typ, typ.rsplit(":", 1)[-1].lower()), name)
@@ -112,6 +142,9 @@ class CitywardMocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:s3:::{bucket}"
         elif typ == "aws:cloudtrail/trail:Trail":
             state["arn"] = f"arn:aws:cloudtrail:{region}:{account}:trail/{state.setdefault('name', name)}"
+        elif typ == "aws:ec2/vpnConnection:VpnConnection" and state.get("transitGatewayId"):
+            # a VPN on a Transit Gateway creates its own TGW attachment
+            state["transitGatewayAttachmentId"] = _fake_id("tgw-attach", name + "/vpn")
         elif typ == "aws:ec2/securityGroup:SecurityGroup":
             state.setdefault("name", name)
             state["arn"] = f"arn:aws:ec2:{region}:{account}:security-group/{rid}"
@@ -120,6 +153,21 @@ class CitywardMocks(pulumi.runtime.Mocks):
             state.setdefault("arn", f"arn:aws:{service}:{region}:{account}:{rid}")
         state["id"] = rid
         return rid, state
+
+
+class _DependencyMonitor(MockMonitor):
+    """The SDK's mock monitor, also keeping each registration's property dependencies."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.property_dependencies: dict[str, dict[str, list[str]]] = {}
+
+    def RegisterResource(self, request):  # noqa: N802 - the gRPC method's name
+        response = super().RegisterResource(request)
+        if response.urn:
+            self.property_dependencies[response.urn] = {
+                prop: list(deps.urns) for prop, deps in request.propertyDependencies.items() if deps.urns}
+        return response
 
 
 class _Collect(logging.Handler):
@@ -138,15 +186,18 @@ class ProgramRun:
 
 
 def run_program(program: Callable[[], Any], *, project: str, stack: str, region: str,
-                source: str = "the stack program") -> ProgramRun:
-    """Run `program` under fresh mocks; return what it registered, in registration order."""
-    mocks = CitywardMocks(region=region)
-    monitor = MockMonitor(mocks)
+                source: str = "the stack program", first_preview: bool = False) -> ProgramRun:
+    """Run `program` under fresh mocks; return what it registered, in registration order.
+
+    `first_preview`: run it as a first `pulumi preview` sees it (ids and computed outputs unknown)."""
+    mocks = CitywardMocks(region=region, first_preview=first_preview)
+    monitor = _DependencyMonitor(mocks)
     logger = logging.getLogger("cityward.cloud.pulumi")
     logger.propagate = False  # engine log lines are collected into the plan, not printed
     collect = _Collect()
     logger.addHandler(collect)
-    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=logger)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=first_preview, monitor=monitor,
+                             logger=logger)
     # pulumi.runtime.test drops what an earlier (failed) run left pending, runs the program and
     # waits for all its outputs.
     try:
@@ -165,5 +216,6 @@ def run_program(program: Callable[[], Any], *, project: str, stack: str, region:
     resources = []
     for typ, name, inputs in mocks.registered:
         urn, reg = by_key[(typ, name)]
-        resources.append(PlannedResource(typ, name, urn, reg.id, inputs, dict(reg.state)))
+        resources.append(PlannedResource(typ, name, urn, reg.id, engine_value(inputs), engine_value(dict(reg.state)),
+                                         monitor.property_dependencies.get(urn, {})))
     return ProgramRun(resources, collect.messages)

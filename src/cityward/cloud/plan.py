@@ -1,14 +1,21 @@
 """The offline plan: run the segmented network program (cityward.cloud.network) with a Pulumi
-project's stack config under mocks, then the policy pack's rules (cityward.cloud.rules) over it."""
+project's stack config under mocks, then the policy pack's rules over it.
+
+Two modes: a plan of an existing stack (every value known), or `first_preview`, the way a first
+`pulumi preview` of a new stack sees it (ids, ARNs and computed outputs unknown)."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from pulumi_policy import Policy
 
 from cityward.cloud import network, project, rules
 from cityward.cloud.evaluate import Violation, evaluate
@@ -24,6 +31,11 @@ class Plan:
     violations: list[Violation]
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    first_preview: bool = False
+
+    @property
+    def mode(self) -> str:
+        return "first-preview" if self.first_preview else "known"
 
     @property
     def mandatory(self) -> list[Violation]:
@@ -47,8 +59,11 @@ def load_stack(stack: str = "example", project_folder: str | Path | None = None)
     return StackInputs(network, config, load_zones(config.zones_file), config_file)
 
 
-def run_stack(inputs: StackInputs, extend: Callable[[Any], None] | None = None, stack: str = "example"):
-    """Register the stack's resources under mocks; `extend(net)` may add more (tests' broken variants)."""
+def run_stack(inputs: StackInputs, extend: Callable[[Any], None] | None = None, stack: str = "example",
+              first_preview: bool = False):
+    """Register the stack's resources under mocks; `extend(net)` may add more (tests' broken variants).
+
+    `first_preview`: as a first `pulumi preview` sees them, every id and computed output unknown."""
 
     def program() -> None:
         net = inputs.network.build(inputs.zones, inputs.config)
@@ -56,12 +71,20 @@ def run_stack(inputs: StackInputs, extend: Callable[[Any], None] | None = None, 
             extend(net)
 
     return run_program(program, project=inputs.network.PROJECT, stack=stack, region=inputs.config.region,
-                       source=inputs.network.__name__)
+                       source=inputs.network.__name__, first_preview=first_preview)
 
 
-def plan(stack: str = "example", project_folder: str | Path | None = None) -> Plan:
+def policies(zones: ZonesPolicy) -> list[Policy]:
+    """The policy pack for a stack's zones policy: cityward.cloud.pack when it exists, else the rules."""
+    if importlib.util.find_spec("cityward.cloud.pack") is None:
+        return list(rules.POLICIES)
+    return importlib.import_module("cityward.cloud.pack").policies(zones)
+
+
+def plan(stack: str = "example", project_folder: str | Path | None = None, first_preview: bool = False) -> Plan:
     started = time.perf_counter()
     inputs = load_stack(stack, project_folder)
-    run = run_stack(inputs, stack=stack)
-    violations = evaluate(run.resources, rules.POLICIES, rules.ENFORCEMENT_LEVEL)
-    return Plan(stack, inputs.config_file, run.resources, violations, run.warnings, time.perf_counter() - started)
+    run = run_stack(inputs, stack=stack, first_preview=first_preview)
+    violations = evaluate(run.resources, policies(inputs.zones), rules.ENFORCEMENT_LEVEL)
+    return Plan(stack, inputs.config_file, run.resources, violations, run.warnings, time.perf_counter() - started,
+                first_preview)

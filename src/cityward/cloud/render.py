@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cityward.cloud.graph import is_unknown
 from cityward.cloud.plan import Plan
+
+UNKNOWN_SHOWN = "(known after create)"
 
 # Per resource type, the properties worth a glance; "tags.X" reads one tag.
 KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
@@ -59,8 +62,10 @@ def short_type(token: str) -> str:
 
 
 def key_properties(plan: Plan, resource) -> dict[str, Any]:
-    # ids are mock values: show the resource name they point to instead
-    names = {r.id: r.name for r in plan.resources}
+    # ids are mock values: show the resource name they point to instead; on a first preview an id
+    # is unknown: show the resource it is computed from
+    names = {r.id: r.name for r in plan.resources if r.id}
+    by_urn = {r.urn: r.name for r in plan.resources}
     wanted = KEY_PROPERTIES.get(resource.type.rsplit(":", 1)[-1], ())
     found: dict[str, Any] = {}
     for key in wanted:
@@ -70,7 +75,10 @@ def key_properties(plan: Plan, resource) -> dict[str, Any]:
             value = resource.outputs.get(key)
         if value is None:
             continue
-        if key.endswith("Id") and isinstance(value, str) and value in names:
+        if is_unknown(value):
+            sources = resource.dependencies.get(key, [])
+            value = by_urn.get(sources[0], UNKNOWN_SHOWN) if len(sources) == 1 else UNKNOWN_SHOWN
+        elif key.endswith("Id") and isinstance(value, str) and value in names:
             value = names[value]
         found[key] = _plain(value)
     return found
@@ -80,6 +88,7 @@ def render_json(plan: Plan) -> str:
     doc = {
         "stack": plan.stack,
         "configFile": str(plan.config_file),
+        "mode": plan.mode,
         "summary": {
             "resources": len(plan.resources),
             "mandatoryViolations": len(plan.mandatory),
@@ -115,7 +124,9 @@ def render_table(plan: Plan) -> str:
             for r in plan.resources]
     width_type = max((len(r[0]) for r in rows), default=4)
     width_name = max((len(r[1]) for r in rows), default=4)
-    lines = [f"Plan for stack '{plan.stack}' ({plan.config_file}), offline under Pulumi mocks", ""]
+    mode = "as a first preview sees it (ids and computed outputs unknown)" if plan.first_preview else \
+        "every value known"
+    lines = [f"Plan for stack '{plan.stack}' ({plan.config_file}), offline under Pulumi mocks, {mode}", ""]
     lines.append(f"{'TYPE':<{width_type}}  {'NAME':<{width_name}}  KEY PROPERTIES")
     lines += [f"{t:<{width_type}}  {n:<{width_name}}  {p}".rstrip() for t, n, p in rows]
     lines.append("")

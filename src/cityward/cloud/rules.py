@@ -7,7 +7,11 @@ resources the stack program registers under mocks.
 Each rule's name starts with its control ID (cw-net-NN-...) and its description names the
 control and the equivalent Checkov / AWS Foundational Security Best Practices (FSBP) IDs.
 Resource rules see a resource's inputs; stack rules see every resource's outputs and join them
-by `id` (route tables to subnets, flow logs to VPCs, rules to security groups).
+(route tables to subnets, flow logs to VPCs, rules to security groups) with `graph.Graph.ref`: by
+id when it is known, by the engine's property dependencies on a first preview, when it is not.
+Where only the presence of a reference matters (a KMS key, a log destination) the rules check
+that it is set (`graph.has`), not its value. Every rule decides on a first preview or fails closed:
+a value it needs and cannot know yet is reported as "cannot decide at preview" (see `_deciding`).
 Props use the engine's camelCase names; numbers may arrive as floats.
 """
 
@@ -26,6 +30,9 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
+
+from cityward.cloud.graph import UNKNOWN, Graph, has, items, peek
 
 ENFORCEMENT_LEVEL = EnforcementLevel.MANDATORY
 
@@ -136,13 +143,33 @@ def _listify(value: Any) -> list:
     return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
 
 
+def undecided(control: str, what: str) -> str:
+    return f"{control}: cannot decide at preview: {what}"
+
+
+def _deciding(name: str, validate: Callable) -> Callable:
+    """`validate`, failing closed: a value it needs that is unknown (first preview) is a violation.
+
+    The engine would downgrade the UnknownValueError to an advisory note and let the resource be
+    created; here it is reported at the rule's own level."""
+    control = name[:9].upper()
+
+    def run(args, report: ReportViolation) -> None:
+        try:
+            validate(args, report)
+        except UnknownValueError as exc:
+            report(undecided(control, f"{exc.message} ({getattr(args, 'name', 'the stack')})"))
+
+    return run
+
+
 def _rule(name: str, description: str, validate: Callable, level: EnforcementLevel | None = None):
-    return ResourceValidationPolicy(name=name, description=description, validate=validate,
+    return ResourceValidationPolicy(name=name, description=description, validate=_deciding(name, validate),
                                     enforcement_level=level or ENFORCEMENT_LEVEL)
 
 
 def _stack_rule(name: str, description: str, validate: Callable, level: EnforcementLevel | None = None):
-    return StackValidationPolicy(name=name, description=description, validate=validate,
+    return StackValidationPolicy(name=name, description=description, validate=_deciding(name, validate),
                                  enforcement_level=level or ENFORCEMENT_LEVEL)
 
 
@@ -211,69 +238,169 @@ def _one_vpc_zones_span_azs(args: StackValidationArgs, report: ReportViolation) 
 # --- CW-NET-02 -----------------------------------------------------------------------------
 
 
-def _routes_by_table(args: StackValidationArgs) -> dict[str, list[Mapping[str, Any]]]:
-    routes: dict[str, list[Mapping[str, Any]]] = {}
-    for table in _of(args, ROUTE_TABLE, DEFAULT_ROUTE_TABLE):
-        table_id = table.props.get("id")
-        routes.setdefault(table_id, []).extend(_listify(table.props.get("routes")))
-    for route in _of(args, ROUTE):
-        routes.setdefault(route.props.get("routeTableId"), []).append(route.props)
+# Route tables are keyed by the table resource's URN; a table outside the stack by its id; a VPC's
+# main table that no resource adopts by "main route table of <vpc>".
+
+
+def _points_to(graph: Graph, resource: Any, key: str, target: Any, *attrs: str) -> bool:
+    """resource.props[key] is one of target's `attrs` (known), or was computed from target (preview)."""
+    value = peek(resource.props, key)
+    if value is None:
+        return False
+    if value is UNKNOWN:
+        return graph.dependency(resource, key, target.resource_type) is target
+    return value in {peek(target.props, a) for a in attrs} - {None, UNKNOWN}
+
+
+def _main_ids(vpc: Any) -> set:
+    return {peek(vpc.props, k) for k in ("mainRouteTableId", "defaultRouteTableId")} - {None, UNKNOWN}
+
+
+def _main_table(graph: Graph, vpc: Any) -> str:
+    ids = _main_ids(vpc)
+    for table in graph.of(ROUTE_TABLE, DEFAULT_ROUTE_TABLE):
+        if peek(table.props, "id") in ids or (table.resource_type == DEFAULT_ROUTE_TABLE and _points_to(
+                graph, table, "defaultRouteTableId", vpc, "defaultRouteTableId", "mainRouteTableId")):
+            return table.urn
+    return min(ids) if ids else f"main route table of {vpc.name}"
+
+
+def _table_key(graph: Graph, resource: Any, key: str) -> Any:
+    """The route table resource.props[key] names (see above); None if absent, UNKNOWN if undecidable."""
+    table = graph.ref(resource, key, ROUTE_TABLE, DEFAULT_ROUTE_TABLE)
+    if table is UNKNOWN:  # computed, but not from one table: from a VPC, it is the VPC's main table
+        vpc = graph.dependency(resource, key, VPC)
+        return UNKNOWN if vpc is UNKNOWN else _main_table(graph, vpc)
+    if table is not None:
+        return table.urn
+    value = peek(resource.props, key)
+    for vpc in graph.of(VPC):
+        if value in _main_ids(vpc):
+            return _main_table(graph, vpc)
+    return value
+
+
+def _table_label(graph: Graph, key: Any) -> str:
+    table = graph.by_urn(key) if isinstance(key, str) else None
+    return table.name if table is not None else str(key)
+
+
+def _routes_by_table(graph: Graph) -> dict[Any, list[tuple[Mapping[str, Any], Any, str]]]:
+    """table key -> (route props, resource declaring it, the property its dependencies are under)."""
+    routes: dict[Any, list] = {}
+    for table in graph.of(ROUTE_TABLE, DEFAULT_ROUTE_TABLE):
+        routes.setdefault(table.urn, []).extend(
+            (route, table, "routes") for route in items(peek(table.props, "routes")))
+    for route in graph.of(ROUTE):
+        routes.setdefault(_table_key(graph, route, "routeTableId"), []).append((route.props, route, ""))
     return routes
 
 
-def _internet_target(route: Mapping[str, Any], gateway_ids: set[str]) -> str | None:
-    gateway = route.get("gatewayId")
-    if gateway and (gateway in gateway_ids or str(gateway).startswith("igw-")):
+def _target_label(graph: Graph, owner: Any, dep_key: str, value: Any, *types: str) -> str:
+    if value is not UNKNOWN:
+        return str(value)
+    found = [d.name for d in (getattr(owner, "property_dependencies", None) or {}).get(dep_key, [])
+             if d.resource_type in types]
+    return found[0] if len(found) == 1 else "(unknown until created)"
+
+
+def _internet_target(graph: Graph, route: Any, owner: Any, under: str) -> Any:
+    """What internet-facing target a route sends to: a description, None, or UNKNOWN (cannot tell)."""
+    if route is UNKNOWN:
+        return UNKNOWN
+    gateway = peek(route, "gatewayId")
+    dep_key = under or "gatewayId"
+    if gateway is UNKNOWN:
+        deps = (getattr(owner, "property_dependencies", None) or {}).get(dep_key, [])
+        igws = [d for d in deps if d.resource_type == INTERNET_GATEWAY]
+        if igws:
+            return f"internet gateway {igws[0].name}"
+        if not deps:
+            return UNKNOWN
+    elif gateway and (str(gateway).startswith("igw-") or any(
+            gateway == peek(g.props, "id") for g in graph.of(INTERNET_GATEWAY))):
         return f"internet gateway {gateway}"
-    if route.get("natGatewayId"):
-        return f"NAT gateway {route['natGatewayId']}"
-    if route.get("egressOnlyGatewayId"):
-        return f"egress-only internet gateway {route['egressOnlyGatewayId']}"
+    if has(route, "natGatewayId"):
+        label = _target_label(graph, owner, under or "natGatewayId", peek(route, "natGatewayId"),
+                              "aws:ec2/natGateway:NatGateway")
+        return f"NAT gateway {label}"
+    if has(route, "egressOnlyGatewayId"):
+        label = _target_label(graph, owner, under or "egressOnlyGatewayId", peek(route, "egressOnlyGatewayId"),
+                              "aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGateway")
+        return f"egress-only internet gateway {label}"
     return None
 
 
-def _tables_of_subnets(args: StackValidationArgs) -> dict[str, str]:
-    """subnet id -> route table id (explicit association, else the VPC's main route table)."""
-    main = {v.props.get("id"): v.props.get("mainRouteTableId") or v.props.get("defaultRouteTableId")
-            for v in _of(args, VPC)}
-    tables = {s.props.get("id"): main.get(s.props.get("vpcId")) for s in _of(args, SUBNET)}
-    for assoc in _of(args, ROUTE_TABLE_ASSOCIATION):
-        if assoc.props.get("subnetId"):
-            tables[assoc.props["subnetId"]] = assoc.props.get("routeTableId")
+def _tables_of_subnets(graph: Graph) -> dict[str, Any]:
+    """subnet urn -> route table key (explicit association, else its VPC's main route table)."""
+    tables: dict[str, Any] = {}
+    for subnet in graph.of(SUBNET):
+        vpc = graph.ref(subnet, "vpcId", VPC)
+        tables[subnet.urn] = UNKNOWN if vpc is UNKNOWN else _main_table(graph, vpc) if vpc is not None else None
+    for assoc in graph.of(ROUTE_TABLE_ASSOCIATION):
+        subnet = graph.ref(assoc, "subnetId", SUBNET)
+        if subnet is UNKNOWN:
+            tables.update((urn, UNKNOWN) for urn in tables)  # any subnet may be the one: none decided
+            continue
+        if subnet is not None:
+            tables[subnet.urn] = _table_key(graph, assoc, "routeTableId")
     return tables
 
 
+def _destination(route: Mapping[str, Any]) -> str:
+    for key in ("destinationCidrBlock", "cidrBlock", "destinationIpv6CidrBlock", "ipv6CidrBlock",
+                "destinationPrefixListId"):
+        value = peek(route, key)
+        if value is not None:
+            return "(unknown until created)" if value is UNKNOWN else str(value)
+    return "?"
+
+
 def _ot_no_internet_route(args: StackValidationArgs, report: ReportViolation) -> None:
-    gateways = {g.props.get("id") for g in _of(args, INTERNET_GATEWAY)}
-    routes = _routes_by_table(args)
-    tables = _tables_of_subnets(args)
-    for subnet in _of(args, SUBNET):
+    graph = Graph(args.resources)
+    routes = _routes_by_table(graph)
+    tables = _tables_of_subnets(graph)
+    for subnet in graph.of(SUBNET):
         if _tags(subnet.props).get(KIND_TAG) != "ot":
             continue
-        table = tables.get(subnet.props.get("id"))
-        for route in routes.get(table, []):
-            target = _internet_target(route, gateways)
-            if target:
-                dest = route.get("destinationCidrBlock") or route.get("cidrBlock") or route.get(
-                    "destinationIpv6CidrBlock") or route.get("ipv6CidrBlock") or "?"
-                report(f"CW-NET-02: OT subnet {subnet.name} routes {dest} to {target} (route table {table})",
-                       subnet.urn)
+        table = tables.get(subnet.urn)
+        if table is UNKNOWN:
+            report(undecided("CW-NET-02", f"which route table OT subnet {subnet.name} uses"), subnet.urn)
+            continue
+        where = _table_label(graph, table)
+        for route, owner, under in routes.get(table, []) if table is not None else []:
+            target = _internet_target(graph, route, owner, under)
+            if target is UNKNOWN:
+                report(undecided("CW-NET-02", f"the target of route {owner.name} (OT subnet {subnet.name}, "
+                                 f"route table {where})"), subnet.urn)
+            elif target:
+                report(f"CW-NET-02: OT subnet {subnet.name} routes {_destination(route)} to {target} "
+                       f"(route table {where})", subnet.urn)
+        for route, owner, under in routes.get(UNKNOWN, []):  # a route whose table is unknown may be this one
+            if _internet_target(graph, route, owner, under) is not None:
+                report(undecided("CW-NET-02", f"the route table of route {owner.name}, which may serve OT subnet "
+                                 f"{subnet.name}"), subnet.urn)
 
 
 def _igw_routes_dmz_only(args: StackValidationArgs, report: ReportViolation) -> None:
-    gateways = {g.props.get("id") for g in _of(args, INTERNET_GATEWAY)}
-    routes = _routes_by_table(args)
-    subnet_kinds = {s.props.get("id"): _tags(s.props).get(KIND_TAG, "untagged") for s in _of(args, SUBNET)}
-    kinds: dict[str, set[str]] = {}
-    for subnet_id, table in _tables_of_subnets(args).items():
-        kinds.setdefault(table, set()).add(subnet_kinds.get(subnet_id, "unknown"))
+    graph = Graph(args.resources)
+    routes = _routes_by_table(graph)
+    kinds: dict[Any, set[str]] = {}
+    for subnet_urn, table in _tables_of_subnets(graph).items():
+        subnet = graph.by_urn(subnet_urn)
+        kinds.setdefault(table, set()).add(_tags(subnet.props).get(KIND_TAG, "untagged"))
     for table, table_routes in routes.items():
-        for route in table_routes:
-            target = _internet_target(route, gateways)
-            if target and target.startswith("internet gateway") and kinds.get(table, set()) - {"dmz"}:
-                others = ", ".join(sorted(kinds[table] - {"dmz"}))
-                report(f"CW-NET-02: route table {table} sends traffic to the {target} but serves {others} subnets; "
-                       "only DMZ route tables may")
+        served = kinds.get(table, set()) - {"dmz"}
+        for route, owner, under in table_routes:
+            target = _internet_target(graph, route, owner, under)
+            internet = target is not UNKNOWN and bool(target) and target.startswith("internet gateway")
+            unsure = table is UNKNOWN or kinds.get(UNKNOWN, set()) - {"dmz"} or (target is UNKNOWN and served)
+            if (internet or target is UNKNOWN) and unsure:
+                report(undecided("CW-NET-02", f"whether route {owner.name} sends traffic to the internet gateway "
+                                 "from subnets outside the DMZ"), owner.urn)
+            elif internet and served:
+                report(f"CW-NET-02: route table {_table_label(graph, table)} sends traffic to the {target} but "
+                       f"serves {', '.join(sorted(served))} subnets; only DMZ route tables may")
 
 
 # --- CW-NET-03 -----------------------------------------------------------------------------
@@ -361,31 +488,47 @@ def _default_has_no_rules(args: ResourceValidationArgs, report: ReportViolation)
 
 
 def _defaults_adopted(args: StackValidationArgs, report: ReportViolation) -> None:
-    sg_vpcs = {r.props.get("vpcId") for r in _of(args, DEFAULT_SG)}
-    acls = {r.props.get("defaultNetworkAclId") for r in _of(args, DEFAULT_NACL)}
-    for vpc in _of(args, VPC):
-        if vpc.props.get("id") not in sg_vpcs:
-            report(f"CW-NET-04: VPC {vpc.name} does not adopt its default security group (DefaultSecurityGroup) "
-                   "to strip its allow rules", vpc.urn)
-        if vpc.props.get("defaultNetworkAclId") not in acls:
-            report(f"CW-NET-04: VPC {vpc.name} does not adopt its default network ACL (DefaultNetworkAcl) "
-                   "to strip its allow-all rules", vpc.urn)
+    graph = Graph(args.resources)
+    sgs, acls = graph.of(DEFAULT_SG), graph.of(DEFAULT_NACL)
+    for vpc in graph.of(VPC):
+        adopted = [
+            ("security group (DefaultSecurityGroup)", "its allow rules",
+             [graph.ref(r, "vpcId", VPC) for r in sgs], any(graph.ref(r, "vpcId", VPC) is vpc for r in sgs)),
+            ("network ACL (DefaultNetworkAcl)", "its allow-all rules",
+             [UNKNOWN for r in acls if peek(r.props, "defaultNetworkAclId") is UNKNOWN
+              and graph.dependency(r, "defaultNetworkAclId", VPC) is UNKNOWN],
+             any(_points_to(graph, r, "defaultNetworkAclId", vpc, "defaultNetworkAclId") for r in acls)),
+        ]
+        for what, rules, refs, found in adopted:
+            if found:
+                continue
+            if UNKNOWN in refs:
+                report(undecided("CW-NET-04", f"whether VPC {vpc.name} adopts its default {what}"), vpc.urn)
+            else:
+                report(f"CW-NET-04: VPC {vpc.name} does not adopt its default {what} to strip {rules}", vpc.urn)
 
 
 # --- CW-NET-05 -----------------------------------------------------------------------------
 
 
 def _vpc_flow_logs(args: StackValidationArgs, report: ReportViolation) -> None:
-    groups = {g.props.get("arn"): g for g in _of(args, LOG_GROUP)}
-    logs = _of(args, FLOW_LOG)
-    for vpc in _of(args, VPC):
-        mine = [f for f in logs if f.props.get("vpcId") == vpc.props.get("id")]
+    graph = Graph(args.resources)
+    logs = [(f, graph.ref(f, "vpcId", VPC)) for f in graph.of(FLOW_LOG)]
+    for vpc in graph.of(VPC):
+        mine = [f for f, target in logs if target is vpc]
         complete = [f for f in mine if str(f.props.get("trafficType")).upper() == "ALL"]
-        if not complete:
+        if not complete and any(target is UNKNOWN for _, target in logs):
+            report(undecided("CW-NET-05", f"which VPC each flow log watches (VPC {vpc.name})"), vpc.urn)
+        elif not complete:
             report(f"CW-NET-05: VPC {vpc.name} has no flow log capturing ALL traffic", vpc.urn)
         for flow in complete:
-            group = groups.get(flow.props.get("logDestination"))
-            if flow.props.get("logDestinationType", "cloud-watch-logs") == "cloud-watch-logs" and group is None:
+            if peek(flow.props, "logDestinationType", "cloud-watch-logs") != "cloud-watch-logs":
+                continue
+            # a log group the stack manages: its ARN (known), or computed from it (preview)
+            group = graph.ref(flow, "logDestination", LOG_GROUP)
+            if group is UNKNOWN:
+                report(undecided("CW-NET-05", f"which log group flow log {flow.name} writes to"), flow.urn)
+            elif group is None:
                 report(f"CW-NET-05: flow log {flow.name} writes to a log group this stack does not manage "
                        "(its encryption and retention cannot be checked)", flow.urn)
 
@@ -394,12 +537,12 @@ def _flow_log_all(args: ResourceValidationArgs, report: ReportViolation) -> None
     if str(args.props.get("trafficType", "")).upper() != "ALL":
         report(f"CW-NET-05: flow log traffic type is {args.props.get('trafficType')!r}; capture ALL "
                "(accepted and rejected)")
-    if not args.props.get("logDestination") and not args.props.get("logGroupName"):
+    if not has(args.props, "logDestination") and not has(args.props, "logGroupName"):
         report("CW-NET-05: flow log has no destination")
 
 
 def _log_group_kms(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if not args.props.get("kmsKeyId"):
+    if not has(args.props, "kmsKeyId"):
         report("CW-NET-05: log group is not encrypted with a customer-managed KMS key (kmsKeyId)")
 
 
@@ -434,16 +577,20 @@ def _endpoint_private_dns(args: ResourceValidationArgs, report: ReportViolation)
     if not _true(p.get("privateDnsEnabled")):
         report(f"CW-NET-07: interface endpoint {p.get('serviceName')} has no private DNS; instances would "
                "resolve the public service address")
-    if not _listify(p.get("securityGroupIds")):
+    if not items(peek(p, "securityGroupIds")):
         report(f"CW-NET-07: interface endpoint {p.get('serviceName')} has no security group of its own")
 
 
 def _session_manager_endpoints(args: StackValidationArgs, report: ReportViolation) -> None:
-    for vpc in _of(args, VPC):
-        present = {str(e.props.get("serviceName", "")).rsplit(".", 1)[-1] for e in _of(args, VPC_ENDPOINT)
-                   if e.props.get("vpcId") == vpc.props.get("id") and e.props.get("vpcEndpointType") == "Interface"}
+    graph = Graph(args.resources)
+    endpoints = [(e, graph.ref(e, "vpcId", VPC)) for e in graph.of(VPC_ENDPOINT)
+                 if e.props.get("vpcEndpointType") == "Interface"]
+    for vpc in graph.of(VPC):
+        present = {str(e.props.get("serviceName", "")).rsplit(".", 1)[-1] for e, target in endpoints if target is vpc}
         missing = [s for s in SESSION_MANAGER_SERVICES if s not in present]
-        if missing:
+        if missing and any(target is UNKNOWN for _, target in endpoints):
+            report(undecided("CW-NET-07", f"which VPC each interface endpoint serves (VPC {vpc.name})"), vpc.urn)
+        elif missing:
             report(f"CW-NET-07: VPC {vpc.name} lacks interface endpoints for {', '.join(missing)}; operators use "
                    "Session Manager without any internet path", vpc.urn)
 
@@ -456,24 +603,48 @@ def _inside(cidr: str | None, networks: list[ipaddress.IPv4Network]) -> bool:
     return any(net.version == n.version and net.subnet_of(n) for n in networks)
 
 
+def _endpoint_groups(graph: Graph, endpoint: Any) -> list:
+    """The security groups of an endpoint: resources of the stack, or ids outside it; UNKNOWN in the
+    list when an unknown id was not computed from a security group of the stack."""
+    found: list = []
+    for sg_id in items(peek(endpoint.props, "securityGroupIds")):
+        if sg_id is UNKNOWN:  # on a preview each unknown id came from one of the groups it depends on
+            deps = [d for d in endpoint.property_dependencies.get("securityGroupIds", [])
+                    if d.resource_type == SECURITY_GROUP] if getattr(endpoint, "property_dependencies", None) else []
+            found += deps or [UNKNOWN]
+        else:
+            found.append(next((g for g in graph.of(SECURITY_GROUP) if peek(g.props, "id") == sg_id), sg_id))
+    return list({id(g): g for g in found}.values())
+
+
 def _endpoint_sg_https_from_vpc(args: StackValidationArgs, report: ReportViolation) -> None:
-    vpc_cidrs = {v.props.get("id"): ipaddress.ip_network(v.props["cidrBlock"]) for v in _of(args, VPC)
-                 if v.props.get("cidrBlock")}
-    rules = _of(args, SG_INGRESS)
-    for endpoint in _of(args, VPC_ENDPOINT):
+    graph = Graph(args.resources)
+    rules = graph.of(SG_INGRESS)
+    for endpoint in graph.of(VPC_ENDPOINT):
         if endpoint.props.get("vpcEndpointType") != "Interface":
             continue
-        vpc_cidr = vpc_cidrs.get(endpoint.props.get("vpcId"))
-        for sg_id in _listify(endpoint.props.get("securityGroupIds")):
-            mine = [r for r in rules if r.props.get("securityGroupId") == sg_id]
+        vpc = graph.ref(endpoint, "vpcId", VPC)
+        if vpc is UNKNOWN:
+            report(undecided("CW-NET-07", f"which VPC endpoint {endpoint.name} is in"), endpoint.urn)
+            continue
+        vpc_cidr = ipaddress.ip_network(vpc.props["cidrBlock"]) if vpc and vpc.props.get("cidrBlock") else None
+        for group in _endpoint_groups(graph, endpoint):
+            if group is UNKNOWN:
+                report(undecided("CW-NET-07", f"which security groups endpoint {endpoint.name} uses"), endpoint.urn)
+                continue
+            if isinstance(group, str):
+                label, mine = group, [r for r in rules if peek(r.props, "securityGroupId") == group]
+            else:
+                label, mine = peek(group.props, "id") or group.name, graph.referencing(
+                    group, "securityGroupId", SG_INGRESS)
             if not mine:
-                report(f"CW-NET-07: endpoint {endpoint.name}'s security group {sg_id} admits no HTTPS from the VPC",
+                report(f"CW-NET-07: endpoint {endpoint.name}'s security group {label} admits no HTTPS from the VPC",
                        endpoint.urn)
             for rule in mine:
                 p = rule.props
                 https = _proto_name(p.get("ipProtocol")) == "tcp" and _port_range(p, "ipProtocol") == (443, 443)
                 from_vpc = vpc_cidr is not None and _inside(p.get("cidrIpv4"), [vpc_cidr])
-                if not (https and (from_vpc or p.get("referencedSecurityGroupId"))) or p.get("cidrIpv6"):
+                if not (https and (from_vpc or has(p, "referencedSecurityGroupId"))) or p.get("cidrIpv6"):
                     report(f"CW-NET-07: endpoint security group rule {rule.name} allows {p.get('ipProtocol')} "
                            f"{_num(p.get('fromPort'))}-{_num(p.get('toPort'))} from "
                            f"{p.get('cidrIpv4') or p.get('cidrIpv6') or p.get('prefixListId')}; only tcp 443 from "
@@ -485,9 +656,8 @@ def _ssh_only_from_management(args: StackValidationArgs, report: ReportViolation
     management = list(ipaddress.collapse_addresses(
         ipaddress.ip_network(s.props["cidrBlock"]) for s in _of(args, SUBNET)
         if _tags(s.props).get(KIND_TAG) == "management" and s.props.get("cidrBlock")))
-    management_sgs = {g.props.get("id") for g in _of(args, SECURITY_GROUP)
-                      if _tags(g.props).get(KIND_TAG) == "management"}
-    for rule in _of(args, SG_INGRESS):
+    graph = Graph(args.resources)
+    for rule in graph.of(SG_INGRESS):
         p = rule.props
         if _proto_name(p.get("ipProtocol")) not in ("tcp", "-1", "all") or not _covers(
                 _port_range(p, "ipProtocol"), 22):
@@ -495,10 +665,14 @@ def _ssh_only_from_management(args: StackValidationArgs, report: ReportViolation
         source = p.get("cidrIpv4") or p.get("cidrIpv6")
         if source and _inside(source, management):
             continue
-        if not source and p.get("referencedSecurityGroupId") in management_sgs:
+        group = None if source else graph.ref(rule, "referencedSecurityGroupId", SECURITY_GROUP)
+        if group is UNKNOWN:
+            report(undecided("CW-NET-07", f"which security group SSH ingress {rule.name} admits"), rule.urn)
             continue
-        report(f"CW-NET-07: SSH ingress {rule.name} from "
-               f"{source or p.get('referencedSecurityGroupId') or p.get('prefixListId')} is outside the management "
+        if group is not None and _tags(group.props).get(KIND_TAG) == "management":
+            continue
+        origin = source or peek(p, "referencedSecurityGroupId") or peek(p, "prefixListId")
+        report(f"CW-NET-07: SSH ingress {rule.name} from {origin} is outside the management "
                "zone; operators use Session Manager, automation comes from management", rule.urn)
 
 
@@ -606,12 +780,12 @@ def _trail_multi_region_validated(args: ResourceValidationArgs, report: ReportVi
 
 
 def _trail_kms(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if not args.props.get("kmsKeyId"):
+    if not has(args.props, "kmsKeyId"):
         report("CW-NET-12: trail logs are not encrypted with a KMS key (kmsKeyId)")
 
 
 def _trail_cloudwatch(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if not (args.props.get("cloudWatchLogsGroupArn") and args.props.get("cloudWatchLogsRoleArn")):
+    if not (has(args.props, "cloudWatchLogsGroupArn") and has(args.props, "cloudWatchLogsRoleArn")):
         report("CW-NET-12: trail does not deliver to CloudWatch Logs (cloudWatchLogsGroupArn/RoleArn)")
 
 

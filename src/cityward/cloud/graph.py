@@ -1,0 +1,136 @@
+"""Read a planned stack the way a rule must on a first `pulumi preview`: values may be unknown.
+
+On a first preview nothing exists yet, so every id, ARN and computed output is unknown, and the
+policy SDK hands rules proxies that raise `UnknownValueError` when such a value is read. A
+mandatory rule that lets that escape is skipped by the engine (an advisory note), and a forbidden
+resource could be created before anything refuses it. The rules therefore read props through
+`peek`, which answers `UNKNOWN` instead of raising, and follow references with `Graph.ref`, which
+joins by id when the id is known and otherwise by the engine's property dependencies (which
+resource a property was computed from: known at preview). A rule that still cannot decide reports
+a violation: it fails closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence, Sized
+from typing import Any
+
+from pulumi_policy.proxy import (
+    UNKNOWN_ARCHIVE_VALUE,
+    UNKNOWN_ARRAY_VALUE,
+    UNKNOWN_ASSET_VALUE,
+    UNKNOWN_BOOLEAN_VALUE,
+    UNKNOWN_NUMBER_VALUE,
+    UNKNOWN_OBJECT_VALUE,
+    UNKNOWN_STRING_VALUE,
+    UnknownValueError,
+)
+
+
+class _Unknown:
+    """A value the engine does not know yet (first preview)."""
+
+    _instance: _Unknown | None = None
+
+    def __new__(cls) -> _Unknown:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<unknown until created>"
+
+    def __bool__(self) -> bool:  # an unknown value is never taken for a set flag
+        return False
+
+
+UNKNOWN: Any = _Unknown()
+SENTINELS = frozenset((UNKNOWN_STRING_VALUE, UNKNOWN_NUMBER_VALUE, UNKNOWN_BOOLEAN_VALUE, UNKNOWN_ARRAY_VALUE,
+                       UNKNOWN_OBJECT_VALUE, UNKNOWN_ASSET_VALUE, UNKNOWN_ARCHIVE_VALUE))
+
+
+def is_unknown(value: Any) -> bool:
+    return value is UNKNOWN or (isinstance(value, str) and value in SENTINELS)
+
+
+def peek(props: Any, key: str, default: Any = None) -> Any:
+    """props[key], `default` when absent, UNKNOWN when the engine does not know it yet."""
+    if not isinstance(props, Mapping):
+        return default
+    try:
+        if key not in list(props):
+            return default
+        value = props[key]
+    except UnknownValueError:
+        return UNKNOWN
+    return UNKNOWN if is_unknown(value) else value
+
+
+def has(props: Any, key: str) -> bool:
+    """The property is set (known or not): an unknown ARN still says *that* a key is used."""
+    value = peek(props, key)
+    if value is UNKNOWN:
+        return True
+    # len, not `== []`: the engine's list proxies never compare equal to a list
+    return value is not None and not (isinstance(value, Sized) and len(value) == 0)
+
+
+def items(value: Any) -> list:
+    """A list property as a list (the engine hands over read-only sequences); [] if absent.
+
+    An unknown list is a list of one UNKNOWN, so a rule iterating it meets the unknown."""
+    if value is None:
+        return []
+    if is_unknown(value):
+        return [UNKNOWN]
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        out = []
+        for index in range(len(value)):
+            try:
+                item = value[index]
+            except UnknownValueError:
+                item = UNKNOWN
+            out.append(UNKNOWN if is_unknown(item) else item)
+        return out
+    return [value]
+
+
+class Graph:
+    """The stack's resources with lookups that work before any of them exists."""
+
+    def __init__(self, resources: Iterable[Any]) -> None:
+        self.resources = list(resources)
+        self._by_urn = {r.urn: r for r in self.resources}
+
+    def of(self, *types: str) -> list:
+        return [r for r in self.resources if r.resource_type in types]
+
+    def ref(self, resource: Any, key: str, *types: str) -> Any:
+        """The resource of `types` that resource.props[key] names.
+
+        Known value: the resource whose `id` (or `arn`) it is, else None (outside this stack).
+        Unknown value: the one resource of `types` the property depends on, else UNKNOWN.
+        Absent: None."""
+        value = peek(resource.props, key)
+        if value is None:
+            return None
+        if value is not UNKNOWN:
+            for candidate in self.of(*types):
+                if value in (peek(candidate.props, "id"), peek(candidate.props, "arn")):
+                    return candidate
+            return None
+        return self.dependency(resource, key, *types)
+
+    def dependency(self, resource: Any, key: str, *types: str) -> Any:
+        """The one resource of `types` that property `key` was computed from, else UNKNOWN."""
+        deps = getattr(resource, "property_dependencies", None) or {}
+        found = [d for d in deps.get(key, []) if d.resource_type in types]
+        unique = {d.urn: d for d in found}
+        return next(iter(unique.values())) if len(unique) == 1 else UNKNOWN
+
+    def referencing(self, target: Any, key: str, *types: str) -> list:
+        """Resources of `types` whose `key` names `target` (by id, or by dependency at preview)."""
+        return [r for r in self.of(*types) if self.ref(r, key, target.resource_type) is target]
+
+    def by_urn(self, urn: str) -> Any:
+        return self._by_urn.get(urn)

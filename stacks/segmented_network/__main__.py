@@ -29,3 +29,4 @@ pulumi.export("securityGroupIds", {zone: sg.id for zone, sg in net.security_grou
 pulumi.export("operatorRoleArn", net.operator_role.arn)
 pulumi.export("flowLogGroup", net.flow_log_group.name)
 pulumi.export("trailArn", net.trail.arn)
+pulumi.export("sessionLogGroup", net.session_log_group.name)

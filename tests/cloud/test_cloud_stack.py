@@ -12,6 +12,7 @@ import pulumi
 import pytest
 
 from cityward.cloud.mocks import run_program
+from cityward.cloud.planning import NACL_RULES_PER_DIRECTION
 from cityward.errors import CitywardError
 from cityward.zones import INTERNET
 
@@ -44,7 +45,7 @@ def test_one_vpc_and_each_zone_in_two_azs(planned, stack_inputs):
 
 
 def _table_of(planned, subnet):
-    assoc = next(a for a in planned.of("RouteTableAssociation") if a.outputs["subnetId"] == subnet.id)
+    assoc = next(a for a in planned.of("RouteTableAssociation") if a.outputs.get("subnetId") == subnet.id)
     return assoc.outputs["routeTableId"]
 
 
@@ -52,18 +53,25 @@ def _table_of(planned, subnet):
 def test_internet_route_only_for_the_dmz_and_none_from_ot(planned, stack_inputs):
     igw = planned.one("InternetGateway")
     assert not planned.of("NatGateway") and not planned.of("EgressOnlyInternetGateway")
-    routes = planned.of("Route")
-    assert [(r.name, r.inputs["destinationCidrBlock"]) for r in routes if r.outputs.get("gatewayId") == igw.id] == [
-        ("cityward-dmz-default-igw", "0.0.0.0/0")]
+    # routes are inline on the zone tables (one resource each, drift removed on update); no aws.ec2.Route
+    assert not [r for r in planned.resources if r.type == "aws:ec2/route:Route"]
+    tables = [t for t in planned.resources if t.type == "aws:ec2/routeTable:RouteTable"]
+    routes = {t.name: t.outputs["routes"] for t in tables}
+    to_igw = {name: [r["cidrBlock"] for r in found if r.get("gatewayId") == igw.id] for name, found in routes.items()}
+    assert {name: cidrs for name, cidrs in to_igw.items() if cidrs} == {"cityward-dmz-rt": ["0.0.0.0/0"]}
     dmz_tables = {_table_of(planned, s) for s in planned.tagged("Subnet", "cityward:zone", "dmz")}
-    assert {r.outputs["routeTableId"] for r in routes} == dmz_tables
-    for zone in stack_inputs.zones.ot_zones():
-        for subnet in planned.tagged("Subnet", "cityward:zone", zone.name):
-            table = _table_of(planned, subnet)
-            assert not [r for r in routes if r.outputs["routeTableId"] == table]
-            assert not planned.by_id(table).inputs.get("routes")
-    # route tables never carry inline routes; the main table is adopted empty
-    assert all(not t.inputs.get("routes") for t in planned.of("RouteTable"))
+    assert dmz_tables == {planned.named("cityward-dmz-rt").id}
+    # besides the DMZ's internet route: only the field sites' networks, through the transit gateway,
+    # in the tables of the sites' zone and the zones it has conduits with
+    tgw = planned.one("TransitGateway")
+    zones = stack_inputs.zones
+    site_cidrs = sorted(str(s.cidr) for s in zones.sites.values())
+    for name, found in routes.items():
+        others = [r for r in found if r.get("gatewayId") != igw.id]
+        assert all(r.get("transitGatewayId") == tgw.id for r in others), name
+        zone = name.removeprefix("cityward-").removesuffix("-rt")
+        reaches = zone == "field" or zone in zones.peers_of("field")
+        assert sorted(r["cidrBlock"] for r in others) == (site_cidrs if reaches else []), name
     assert planned.one("DefaultRouteTable").inputs["routes"] == []
 
 
@@ -78,23 +86,27 @@ def test_security_group_rules_come_from_conduits(planned, stack_inputs):
     assert not planned.of("SecurityGroupRule"), "legacy aws.ec2.SecurityGroupRule must not be used"
     for sg in planned.of("SecurityGroup"):
         assert "ingress" not in sg.inputs and "egress" not in sg.inputs, f"{sg.name} has inline rules"
+    expected_count = 0
     for c in zones.conduits:
         expected = {"ipProtocol": c.protocol, "fromPort": c.port, "toPort": c.port}
         if c.to != INTERNET:
+            # one ingress per network of the source zone: its CIDR, then each of its field sites
             ingress = [r.inputs for r in _rules_of(planned, "SecurityGroupIngressRule", f"cityward-{c.to}-sg")
                        if r.inputs["tags"]["cityward:conduit"] == c.label]
-            assert len(ingress) == 1, c.label
-            assert {k: ingress[0][k] for k in expected} == expected
-            assert ingress[0]["cidrIpv4"] == str(zones.cidr_of(c.from_))
+            assert [r["cidrIpv4"] for r in ingress] == [str(n) for n in zones.networks_of(c.from_)], c.label
+            assert all({k: r[k] for k in expected} == expected for r in ingress)
+            expected_count += len(ingress)
         if c.from_ != INTERNET:
             egress = [r.inputs for r in _rules_of(planned, "SecurityGroupEgressRule", f"cityward-{c.from_}-sg")
                       if r.inputs["tags"]["cityward:conduit"] == c.label]
-            assert len(egress) == 1, c.label
-            assert egress[0]["cidrIpv4"] == str(zones.cidr_of(c.to))
+            assert [r["cidrIpv4"] for r in egress] == [str(n) for n in zones.networks_of(c.to)], c.label
+            assert all({k: r[k] for k in expected} == expected for r in egress)
+            expected_count += len(egress)
     # nothing beyond the conduits, except HTTPS to the endpoints (one per zone) and into them
     zone_rules = len(planned.of("SecurityGroupIngressRule")) + len(planned.of("SecurityGroupEgressRule"))
-    internet_sides = sum(INTERNET in (c.from_, c.to) for c in zones.conduits)
-    assert zone_rules == 2 * len(zones.conduits) - internet_sides + len(zones.zones) + 1
+    assert zone_rules == expected_count + len(zones.zones) + 1
+    assert planned.named("cityward-field-in-ot-operations-tcp502").inputs["cidrIpv4"] == "10.40.64.0/20"
+    assert planned.named("cityward-ot-operations-out-field@depot-north-tcp502").inputs["cidrIpv4"] == "10.60.1.0/24"
 
 
 @pytest.mark.control("CW-NET-03")
@@ -104,31 +116,45 @@ def test_no_admin_port_open_to_the_world(planned):
             assert (rule.inputs["ipProtocol"], rule.inputs["fromPort"], rule.inputs["toPort"]) == ("tcp", 443, 443)
         if rule.inputs["fromPort"] <= 22 <= rule.inputs["toPort"]:
             assert _net(rule.inputs["cidrIpv4"]) == _net("10.40.32.0/20"), "SSH only from management"
-    for rule in planned.of("NetworkAclRule"):
-        if rule.inputs["cidrBlock"] == "0.0.0.0/0" and not rule.inputs["egress"]:
-            opened = (rule.inputs["fromPort"], rule.inputs["toPort"])
-            assert opened in ((443, 443), (32768, 65535)), opened
+    for acl in planned.of("NetworkAcl"):
+        for entry in acl.inputs["ingress"]:
+            if entry["cidrBlock"] == "0.0.0.0/0":
+                opened = (entry["fromPort"], entry["toPort"])
+                assert opened in ((443, 443), (32768, 65535)), opened
+
+
+def _acl_entries(resources) -> dict[str, set]:
+    """zone -> {(egress, protocol, cidr, from, to)} from the NACLs' inline entries."""
+    found: dict[str, set] = {}
+    for acl in resources.of("NetworkAcl"):
+        zone = acl.inputs["tags"]["cityward:zone"]
+        for egress, key in ((False, "ingress"), (True, "egress")):
+            for e in acl.inputs[key]:
+                assert e["action"] == "allow"
+                found.setdefault(zone, set()).add((egress, e["protocol"], e["cidrBlock"], e["fromPort"], e["toPort"]))
+    return found
 
 
 @pytest.mark.control("CW-NET-03")
 def test_nacls_follow_conduits_both_ways(planned, stack_inputs):
     zones = stack_inputs.zones
-    acl_rules: dict[str, set] = {}
-    for rule in planned.of("NetworkAclRule"):
-        acl = planned.by_id(rule.outputs["networkAclId"]).inputs["tags"]["cityward:zone"]
-        i = rule.inputs
-        acl_rules.setdefault(acl, set()).add((i["egress"], i["protocol"], i["cidrBlock"], i["fromPort"], i["toPort"]))
-        assert i["ruleAction"] == "allow"
+    # entries are inline (the NACL is one resource, updated in place), never aws.ec2.NetworkAclRule
+    assert not planned.of("NetworkAclRule")
+    acl_rules = _acl_entries(planned)
     for c in zones.conduits:
         if c.to != INTERNET:
-            assert (False, c.protocol, str(zones.cidr_of(c.from_)), c.port, c.port) in acl_rules[c.to], c.label
-            assert (True, c.protocol, str(zones.cidr_of(c.from_)), 32768, 65535) in acl_rules[c.to], c.label
+            for peer in map(str, zones.networks_of(c.from_)):
+                assert (False, c.protocol, peer, c.port, c.port) in acl_rules[c.to], c.label
+                assert (True, c.protocol, peer, 32768, 65535) in acl_rules[c.to], c.label
         if c.from_ != INTERNET:
-            assert (True, c.protocol, str(zones.cidr_of(c.to)), c.port, c.port) in acl_rules[c.from_], c.label
-            assert (False, c.protocol, str(zones.cidr_of(c.to)), 32768, 65535) in acl_rules[c.from_], c.label
-    for zone, entries in acl_rules.items():
-        for egress in (True, False):
-            assert len([e for e in entries if e[0] is egress]) <= 20, f"{zone} exceeds the NACL quota"
+            for peer in map(str, zones.networks_of(c.to)):
+                assert (True, c.protocol, peer, c.port, c.port) in acl_rules[c.from_], c.label
+                assert (False, c.protocol, peer, 32768, 65535) in acl_rules[c.from_], c.label
+    for acl in planned.of("NetworkAcl"):
+        for key in ("ingress", "egress"):
+            numbers = [e["ruleNo"] for e in acl.inputs[key]]
+            assert len(numbers) <= NACL_RULES_PER_DIRECTION, f"{acl.name} exceeds the NACL quota"
+            assert len(set(numbers)) == len(numbers) and all(100 <= n <= 32000 for n in numbers), acl.name
     # every subnet sits behind its own zone's NACL
     for assoc in planned.of("NetworkAclAssociation"):
         subnet = planned.by_id(assoc.outputs["subnetId"])
@@ -169,16 +195,17 @@ def test_flow_logs_all_into_encrypted_log_group(planned):
 @pytest.mark.control("CW-NET-06")
 def test_every_kms_key_rotates(planned):
     keys = planned.of("Key")
-    assert len(keys) == 2
+    assert sorted(k.name for k in keys) == ["cityward-detection-key", "cityward-logs-key", "cityward-trail-key"]
     assert all(k.inputs["enableKeyRotation"] is True and k.inputs["rotationPeriodInDays"] <= 365 for k in keys)
 
 
 @pytest.mark.control("CW-NET-07")
 def test_session_manager_endpoints_and_endpoint_sg(planned, stack_inputs):
     vpc = planned.one("Vpc")
-    endpoints = planned.of("VpcEndpoint")
+    endpoints = [e for e in planned.of("VpcEndpoint") if e.inputs["vpcEndpointType"] == "Interface"]
     services = sorted(e.inputs["serviceName"].rsplit(".", 1)[-1] for e in endpoints)
     assert services == sorted(["ssm", "ssmmessages", "ec2messages", "logs", "kms"])
+    assert [e.name for e in planned.of("VpcEndpoint") if e not in endpoints] == ["cityward-vpce-s3"]
     endpoint_sg = planned.named("cityward-endpoints-sg")
     endpoint_subnets = {s.id for s in planned.tagged("Subnet", "cityward:zone", "endpoints")}
     assert len(endpoint_subnets) == 2
@@ -233,13 +260,13 @@ def test_multi_region_trail_with_validation_and_kms(planned):
     key = next(k for k in planned.of("Key") if k.outputs["arn"] == i["kmsKeyId"])
     assert key.inputs["enableKeyRotation"] is True
     assert i["cloudWatchLogsGroupArn"].endswith(":log-group:/cityward/cityward/cloudtrail:*")
-    bucket = planned.one("Bucket")
+    bucket = planned.named("cityward-trail-bucket")
     assert i["s3BucketName"] == bucket.outputs["bucket"] == "cityward-cloudtrail-123456789012-eu-west-1"
-    assert planned.one("BucketPublicAccessBlock").inputs["restrictPublicBuckets"] is True
-    sse = planned.one("BucketServerSideEncryptionConfiguration").inputs["rules"][0]
+    assert all(p.inputs["restrictPublicBuckets"] is True for p in planned.of("BucketPublicAccessBlock"))
+    sse = planned.named("cityward-trail-bucket-sse").inputs["rules"][0]
     assert sse["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "aws:kms",
                                                          "kmsMasterKeyId": key.outputs["arn"]}
-    policy = json.loads(planned.one("BucketPolicy").inputs["policy"])
+    policy = json.loads(planned.named("cityward-trail-bucket-policy").inputs["policy"])
     assert {s["Sid"] for s in policy["Statement"]} == {"CloudTrailAclCheck", "CloudTrailWrite", "DenyInsecureTransport"}
 
 
@@ -255,7 +282,7 @@ def test_a_conduit_change_flows_into_the_stack(run_variant, stack_inputs):
     without_modbus = zones.model_copy(update={"conduits": [c for c in zones.conduits if c.port != 502]})
     changed = run_variant(zones=without_modbus)
     ports = {r.inputs["fromPort"] for r in changed.of("SecurityGroupIngressRule")}
-    acl_ports = {r.inputs["fromPort"] for r in changed.of("NetworkAclRule")}
+    acl_ports = {entry[3] for entries in _acl_entries(changed).values() for entry in entries}
     assert 502 not in ports and 502 not in acl_ports
     assert 20000 in ports and 20000 in acl_ports
 
@@ -311,6 +338,8 @@ def test_main_program_reads_pulumi_config():
     pulumi.runtime.set_all_config({
         "aws:region": "eu-west-1",
         "cityward-segmented-network:zonesFile": "../../policies/zones.yml",
+        "cityward-segmented-network:incidentContactsFile":
+            "../../inventories/example-city/records/incident-contacts.yml",
         "cityward-segmented-network:vpcCidr": "10.40.0.0/16",
         "cityward-segmented-network:availabilityZones": '["eu-west-1a", "eu-west-1b", "eu-west-1c"]',
         "cityward-segmented-network:endpointSubnetCidr": "10.40.240.0/24",
@@ -325,3 +354,17 @@ def test_main_program_reads_pulumi_config():
     assert {s.inputs["availabilityZone"] for s in subnets} == {"eu-west-1a", "eu-west-1b", "eu-west-1c"}
     groups = [r for r in run.resources if r.type == "aws:cloudwatch/logGroup:LogGroup"]
     assert {g.inputs["retentionInDays"] for g in groups} == {400}
+
+
+@pytest.mark.control("CW-NET-11")
+def test_operator_zones_are_checked_against_the_zones_policy(stack_inputs):
+    config = _config(stack_inputs, operatorZones=["ot-operations", "scada"])
+    assert config.operator_zones == ("ot-operations", "scada")
+    with pytest.raises(CitywardError, match=r"^Pulumi.test.yaml: config 'cityward-segmented-network:operatorZones': "
+                                            r"unknown zone 'scada' \(zones of .*zones.yml: enterprise, "):
+        stack_inputs.network.check_layout(stack_inputs.zones, config)
+    with pytest.raises(CitywardError, match="operatorZones': expected a non-empty list of zone names"):
+        _config(stack_inputs, operatorZones="field")
+    assert _config(stack_inputs).incident_contacts_file is None
+    contacts = _config(stack_inputs, incidentContactsFile="../../inventories/contacts.yml").incident_contacts_file
+    assert contacts == STACK.parents[1] / "inventories" / "contacts.yml"

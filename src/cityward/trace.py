@@ -16,7 +16,7 @@ from cityward.catalog import CONTROL_ID
 
 # Python files whose control-ID strings count as enforcement: Pulumi policy rules and the
 # audit's metadata/evidence checks.
-ENFORCING_PY = ("src/cityward/cloud/rules.py", "src/cityward/audit/*.py", "src/cityward/inventory.py")
+ENFORCING_PY = ("src/cityward/cloud/rules*.py", "src/cityward/audit/*.py", "src/cityward/inventory.py")
 # Where tests marked with control IDs live: the checks the audit ships, and the repo's tests.
 TEST_TREES = ("src/cityward/checks", "tests")
 ANSIBLE_YAML = ("roles/*/tasks/*.yml", "roles/*/handlers/*.yml", "playbooks/*.yml")

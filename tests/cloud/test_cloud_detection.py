@@ -5,13 +5,14 @@ it exists for. Mutations edit the planned resource list, so the stack runs once 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pulumi_aws as aws
 import pytest
 
-from cityward.cloud import rules, rules_detection
+from cityward.cloud import rules, rules_access, rules_detection, types
 from cityward.cloud.contacts import alert_emails
 from cityward.cloud.detection import TYPE, Detection
 from cityward.cloud.detection_catalog import WATCHES, covers
@@ -22,7 +23,7 @@ from cityward.errors import CitywardError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTACTS = ROOT / "inventories/example-city/records/incident-contacts.yml"
-PACK = [*rules.POLICIES, *rules_detection.POLICIES]
+PACK = [*rules.POLICIES, *rules_access.POLICIES, *rules_detection.POLICIES]
 TRAIL_LOGGING = "cw-net-15-trail-bucket-access-logging"
 MODES = ("known", "first-preview")
 
@@ -79,7 +80,7 @@ def test_trail_bucket_has_access_logging(baseline, mode):
 @pytest.mark.control("CW-NET-14")
 def test_config_rules_are_tagged_with_the_control_they_watch(stacks):
     tagged = {r.outputs["source"]["sourceIdentifier"]: r.outputs["tags"]["cityward:watches"]
-              for r in stacks["known"] if r.type == rules_detection.CONFIG_RULE}
+              for r in stacks["known"] if r.type == types.CONFIG_RULE}
     assert tagged["EC2_IMDSV2_CHECK"] == "CW-NET-08"
     assert tagged["VPC_FLOW_LOGS_ENABLED"] == "CW-NET-05"
     assert len(tagged) == 10
@@ -87,9 +88,9 @@ def test_config_rules_are_tagged_with_the_control_they_watch(stacks):
 
 @pytest.mark.control("CW-NET-15")
 def test_alarms_reach_the_citys_incident_contacts(stacks):
-    endpoints = sorted(r.outputs["endpoint"] for r in stacks["known"] if r.type == rules_detection.SUBSCRIPTION)
+    endpoints = sorted(r.outputs["endpoint"] for r in stacks["known"] if r.type == types.SUBSCRIPTION)
     assert endpoints == sorted(alert_emails(CONTACTS))
-    alarms = [r.outputs for r in stacks["known"] if r.type == rules_detection.ALARM]
+    alarms = [r.outputs for r in stacks["known"] if r.type == types.ALARM]
     assert len(alarms) == len(WATCHES)
     assert {(a["threshold"], a["period"], a["evaluationPeriods"]) for a in alarms} == {(1, 300, 1)}
 
@@ -127,8 +128,54 @@ def forget_dependencies(name: str) -> Mutation:
     return lambda resources: [dataclasses.replace(r, dependencies={}) if r.name == name else r for r in resources]
 
 
+def policy(*statements: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+SESSIONS_ARN = "arn:aws:logs:eu-west-1:123456789012:log-group:/cityward/cityward/sessions"
+STREAM_SESSIONS = {"Effect": "Allow", "Resource": [SESSIONS_ARN, f"{SESSIONS_ARN}:*"],
+                   "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups",
+                              "logs:DescribeLogStreams"]}
+SESSION_KEY = {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
+               "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/cityward-logs"}}}
+QUERY_LOGS_ARN = "arn:aws:logs:eu-west-1:123456789012:log-group:/cityward/cityward/dns-queries"
+DELIVER_QUERY_LOGS = {"Effect": "Allow", "Principal": {"Service": "delivery.logs.amazonaws.com"},
+                      "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": f"{QUERY_LOGS_ARN}:*"}
+INSTANCE_ROLE = "cw-net-15-instance-role-writes-session-logs"
+QUERY_LOGGING = "cw-net-15-resolver-query-logging"
+
 MUTATIONS = {
     # id: (mutation, rule that must fire, text its message must contain)
+    "instance-role-session-policy-removed": (
+        drop("cityward-instance-sessions"), INSTANCE_ROLE,
+        "role cityward-instance-role of instance profile cityward-instance-profile is not allowed "
+        "logs:CreateLogStream, logs:PutLogEvents"),
+    "instance-role-writes-another-group": (
+        edit("cityward-instance-sessions", policy=policy(
+            {**STREAM_SESSIONS, "Resource": SESSIONS_ARN.replace("sessions", "other") + ":*"}, SESSION_KEY)),
+        INSTANCE_ROLE, "on log group /cityward/cityward/sessions"),
+    "instance-role-cannot-describe-groups": (
+        edit("cityward-instance-sessions", policy=policy(
+            {**STREAM_SESSIONS, "Action": ["logs:CreateLogStream", "logs:PutLogEvents"]}, SESSION_KEY)),
+        INSTANCE_ROLE, "not allowed logs:DescribeLogGroups, logs:DescribeLogStreams on"),
+    "instance-role-without-session-key": (
+        edit("cityward-instance-sessions", policy=policy(STREAM_SESSIONS)), INSTANCE_ROLE,
+        "not allowed kms:Decrypt, kms:GenerateDataKey on log group"),
+    "instance-role-key-of-another-alias": (
+        edit("cityward-instance-sessions", policy=policy(STREAM_SESSIONS, {
+            **SESSION_KEY, "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/other"}}})),
+        INSTANCE_ROLE, "kms:Decrypt, kms:GenerateDataKey"),
+    "query-log-delivery-policy-removed": (
+        drop("cityward-dns-query-logs-delivery"), QUERY_LOGGING,
+        "no CloudWatch Logs resource policy lets delivery.logs.amazonaws.com write to it"),
+    "query-log-delivery-any-account": (
+        edit("cityward-dns-query-logs-delivery", policyDocument=policy(DELIVER_QUERY_LOGS)), QUERY_LOGGING,
+        "delivers to log group /cityward/cityward/dns-queries, but no CloudWatch Logs resource policy"),
+    "query-log-delivery-to-another-group": (
+        edit("cityward-dns-query-logs-delivery", policyDocument=policy({
+            **DELIVER_QUERY_LOGS, "Resource": QUERY_LOGS_ARN.replace("dns-queries", "other") + ":*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}})), QUERY_LOGGING,
+        "no CloudWatch Logs resource policy"),
     "detector-removed": (drop("cityward-guardduty"), "cw-net-14-guardduty-enabled", "no GuardDuty detector"),
     "detector-disabled": (edit("cityward-guardduty", enable=False), "cw-net-14-guardduty-enabled",
                           "cityward-guardduty is disabled"),
@@ -168,7 +215,7 @@ MUTATIONS = {
     "topic-unencrypted": (edit("cityward-security-alerts", kmsMasterKeyId=None),
                           "cw-net-15-alert-topic-encrypted-subscribed",
                           "cityward-security-alerts, which alarms notify, is not encrypted"),
-    "topic-without-subscribers": (drop_type(rules_detection.SUBSCRIPTION), "cw-net-15-alert-topic-encrypted-subscribed",
+    "topic-without-subscribers": (drop_type(types.SUBSCRIPTION), "cw-net-15-alert-topic-encrypted-subscribed",
                                   "has no subscriber"),
     "dns-query-logging-unassociated": (drop("cityward-dns-query-logging-vpc"), "cw-net-15-resolver-query-logging",
                                        "VPC cityward-vpc has no Route 53 Resolver query logging"),
@@ -196,9 +243,30 @@ def test_an_alarm_whose_topic_cannot_be_known_at_preview_fails_closed(stacks):
 
 
 @pytest.mark.control("CW-NET-15")
+def test_a_session_policy_whose_role_cannot_be_known_at_preview_fails_closed(stacks):
+    # the policy's role is the role's id, unknown at preview; without its dependency nothing says whose
+    found = check(forget_dependencies("cityward-instance-sessions")(stacks["first-preview"]))
+    assert found[INSTANCE_ROLE] == [
+        "CW-NET-15: cannot decide at preview: the policies of role cityward-instance-role (instance profile "
+        "cityward-instance-profile)"]
+
+
+@pytest.mark.control("CW-NET-15")
+def test_the_instance_role_and_the_delivery_policy_name_the_groups_by_name(stacks):
+    # known on a first preview: built from names, so the pack judges them before anything exists
+    preview = {r.name: r for r in stacks["first-preview"]}
+    sessions = json.loads(preview["cityward-instance-sessions"].outputs["policy"])
+    assert sessions["Statement"][0]["Resource"] == [SESSIONS_ARN, f"{SESSIONS_ARN}:*"]
+    assert sessions["Statement"][1]["Condition"] == SESSION_KEY["Condition"]
+    delivery = json.loads(preview["cityward-dns-query-logs-delivery"].outputs["policyDocument"])["Statement"][0]
+    assert delivery["Resource"] == f"{QUERY_LOGS_ARN}:*"
+    assert delivery["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+
+
+@pytest.mark.control("CW-NET-15")
 @pytest.mark.parametrize("mode", MODES)
 def test_trail_bucket_logging_rule_needs_a_bucket_logging_resource(stacks, mode):
-    unlogged = [r for r in stacks[mode] if r.type not in rules_detection.BUCKET_LOGGING]
+    unlogged = [r for r in stacks[mode] if r.type not in types.BUCKET_LOGGING]
     assert check(unlogged)[TRAIL_LOGGING] == [
         "CW-NET-15: trail bucket cityward-trail-bucket has no server access logging (S3 BucketLogging)"]
     bucket = next(r for r in unlogged if r.name == "cityward-trail-bucket")

@@ -547,3 +547,18 @@ def test_evaluation_fails_closed_when_an_unknown_escapes_a_rule():
     (violation,) = evaluate([subnet], [policy])
     assert violation.mandatory and violation.policy == "cw-net-13-careless" and violation.resource_name == "s"
     assert violation.message == "cannot decide at preview: string value at .vpcId can't be known during preview"
+
+
+@pytest.mark.control("CW-NET-13")
+def test_engine_type_tokens_are_said_once_in_types():
+    # the rule modules and the plan's renderer import tokens from cityward.cloud.types; a literal
+    # "aws:<module>/<name>:<Type>" elsewhere is a second copy that can drift
+    from cityward.cloud import types
+
+    cloud = Path(RULES.__file__).parent
+    token = re.compile(r"""["']aws:[a-z0-9]+/[A-Za-z0-9]+:[A-Za-z0-9]+["']""")
+    modules = [*sorted(cloud.glob("rules*.py")), cloud / "render.py", cloud / "graph.py"]
+    assert {m.name: token.findall(m.read_text()) for m in modules} == {m.name: [] for m in modules}
+    declared = [v for k, v in vars(types).items() if k.isupper() and isinstance(v, str) and v.startswith("aws:")]
+    assert len(declared) == len(set(declared))
+    assert RULES.VPC == types.VPC  # names the tests and other modules use stay importable where they were

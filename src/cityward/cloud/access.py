@@ -11,13 +11,12 @@ import pulumi
 import pulumi_aws as aws
 
 from cityward.cloud.declare import child, key_by_alias, log_group, log_group_arn, policy_json, tags
+from cityward.cloud.rules_access import SESSION_DOCUMENT
+from cityward.cloud.types import ZONE_TAG
 
 if TYPE_CHECKING:
     from cityward.cloud.network import NetworkConfig
 
-# The name Session Manager reads its account-wide preferences from.
-SESSION_DOCUMENT = "SSM-SessionManagerRunShell"
-ZONE_TAG = "cityward:zone"
 IDLE_TIMEOUT_MINUTES = 20
 
 
@@ -112,20 +111,20 @@ class OperatorAccess(pulumi.ComponentResource):
             opts=child(self))
 
         self.log_group = log_group(n, "sessions", config.log_retention_days, logs_key, opts=child(self, moved=False))
+        group_name, logs_alias = f"/cityward/{n}/sessions", f"alias/{n}-logs"  # what the key and group are named
         # the alias ARN is known before the key exists, so the document's content is too
-        key_alias = account.apply(lambda a: f"arn:{config.partition}:kms:{config.region}:{a}:alias/{n}-logs")
+        key_alias = account.apply(lambda a: f"arn:{config.partition}:kms:{config.region}:{a}:{logs_alias}")
         self.document = aws.ssm.Document(
             f"{n}-session-preferences",
             name=SESSION_DOCUMENT,
             document_type="Session",
             document_format="JSON",
-            content=key_alias.apply(lambda alias: session_preferences(f"/cityward/{n}/sessions", alias)),
+            content=key_alias.apply(lambda alias: session_preferences(group_name, alias)),
             tags=tags(f"{n}-session-preferences"),
             opts=child(self, moved=False, depends_on=[self.log_group, logs_key]),
         )
         # session data is encrypted with the logs key: the operator's client asks for data keys. The
         # key is named by its alias so the policy is known on a first preview.
-        logs_alias = f"alias/{n}-logs"
         aws.iam.RolePolicy(
             f"{n}-operator-session-key", role=self.role.id,
             policy=policy_json([{"Sid": "EncryptSessions", "Effect": "Allow", "Action": "kms:GenerateDataKey",
@@ -153,7 +152,7 @@ class OperatorAccess(pulumi.ComponentResource):
         # the agent streams the session into the log group and decrypts the session's data key
         aws.iam.RolePolicy(
             f"{n}-instance-sessions", role=instance_role.id,
-            policy=log_group_arn(config.partition, config.region, account, f"/cityward/{n}/sessions").apply(
+            policy=log_group_arn(config.partition, config.region, account, group_name).apply(
                 lambda arn: policy_json([
                     {"Sid": "StreamSessionLogs", "Effect": "Allow",
                      "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups",

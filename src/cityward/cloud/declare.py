@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -61,19 +62,21 @@ def root_statement(partition: str, account: pulumi.Output[str]) -> pulumi.Output
 
 
 def kms_key(name: str, purpose: str, partition: str, account: pulumi.Output[str], statements: pulumi.Output[list],
-            opts: pulumi.ResourceOptions | None = None) -> aws.kms.Key:
-    """A symmetric customer-managed key that rotates yearly, with its alias (CW-NET-06)."""
+            opts: pulumi.ResourceOptions | None = None, description: str | None = None,
+            key_tags: Mapping[str, str] | None = None) -> aws.kms.Key:
+    """A symmetric customer-managed key that rotates yearly, with its alias alias/<name>-<purpose>
+    (CW-NET-06). The account administers it; `statements` say who else may use it."""
     policy = pulumi.Output.all(root_statement(partition, account), statements).apply(
         lambda parts: policy_json([parts[0], *parts[1]])
     )
     key = aws.kms.Key(
         f"{name}-{purpose}-key",
-        description=f"cityward {name}: {purpose}",
+        description=description or f"cityward {name}: {purpose}",
         enable_key_rotation=True,
         rotation_period_in_days=365,
         deletion_window_in_days=30,
         policy=policy,
-        tags=tags(f"{name}-{purpose}-key"),
+        tags=dict(key_tags) if key_tags is not None else tags(f"{name}-{purpose}-key"),
         opts=opts,
     )
     aws.kms.Alias(f"{name}-{purpose}-key-alias", name=f"alias/{name}-{purpose}", target_key_id=key.key_id,

@@ -17,14 +17,15 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from cityward.cloud.declare import key_by_alias
+from cityward.cloud.declare import key_by_alias, kms_key, log_group_arn, policy_json
 from cityward.cloud.detection_catalog import (
     CONFIG_RULES,
+    DELIVERY_ACTIONS,
+    DELIVERY_SERVICE,
     GUARDDUTY_FEATURES,
     GUARDDUTY_FREQUENCY,
     METRIC_NAMESPACE,
@@ -38,10 +39,6 @@ TYPE = "cityward:cloud:Detection"
 CONTROL_TAG = "cityward:control"
 WATCHES_TAG = "cityward:watches"  # the control whose drift an alarm or Config rule reveals
 ALARM_PERIOD_SECONDS = 300
-
-
-def _policy(statements: list[dict[str, Any]]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
 
 def _slug(text: str) -> str:
@@ -90,33 +87,19 @@ class Detection(pulumi.ComponentResource):
     def _key(self) -> aws.kms.Key:
         """A rotating key for the alert topic and the Config bucket: the services that write to
         them (CloudWatch alarms, EventBridge, AWS Config) may use it for this account only."""
-        p = self._partition
-
-        def policy(account: str) -> str:
-            return _policy([
-                {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": f"arn:{p}:iam::{account}:root"},
-                 "Action": "kms:*", "Resource": "*"},
+        return kms_key(
+            self._name, "detection", self._partition, self._account,
+            self._account.apply(lambda account: [
                 {"Sid": "AlarmsAndEventsPublish", "Effect": "Allow",
                  "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
                  "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"},
                 {"Sid": "ConfigDelivers", "Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"},
                  "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
                  "Condition": {"StringEquals": {"aws:SourceAccount": account}}},
-            ])
-
-        key = aws.kms.Key(
-            f"{self._name}-detection-key",
-            description=f"cityward {self._name}: security alerts and AWS Config history",
-            enable_key_rotation=True,
-            rotation_period_in_days=365,
-            deletion_window_in_days=30,
-            policy=self._account.apply(policy),
-            tags=self._tags("detection-key", "CW-NET-15"),
-            opts=self._child,
+            ]),
+            opts=self._child, description=f"cityward {self._name}: security alerts and AWS Config history",
+            key_tags=self._tags("detection-key", "CW-NET-15"),
         )
-        aws.kms.Alias(f"{self._name}-detection-key-alias", name=f"alias/{self._name}-detection",
-                      target_key_id=key.key_id, opts=self._child)
-        return key
 
     # --- CW-NET-14 -------------------------------------------------------------------------
 
@@ -161,7 +144,7 @@ class Detection(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{n}-config-role",
             description=f"cityward {n}: AWS Config records resources and delivers their history",
-            assume_role_policy=self._account.apply(lambda a: _policy([{
+            assume_role_policy=self._account.apply(lambda a: policy_json([{
                 "Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"}, "Action": "sts:AssumeRole",
                 "Condition": {"StringEquals": {"aws:SourceAccount": a}},
             }])),
@@ -175,7 +158,7 @@ class Detection(pulumi.ComponentResource):
             f"{n}-config-delivery",
             role=role.id,
             # from names and the account only, so the pack can read it on a first preview (CW-NET-11)
-            policy=self._account.apply(lambda a: _policy([
+            policy=self._account.apply(lambda a: policy_json([
                 {"Effect": "Allow", "Action": "s3:PutObject",
                  "Resource": f"arn:{p}:s3:::{self._config_bucket_name(a)}/AWSLogs/{a}/Config/*",
                  "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}},
@@ -248,7 +231,7 @@ class Detection(pulumi.ComponentResource):
             account, arn = args
             source = {"StringEquals": {"aws:SourceAccount": account}}
             config = {"Service": "config.amazonaws.com"}
-            return _policy([
+            return policy_json([
                 {"Sid": "ConfigChecksBucket", "Effect": "Allow", "Principal": config,
                  "Action": ["s3:GetBucketAcl", "s3:ListBucket"], "Resource": arn, "Condition": source},
                 {"Sid": "ConfigDelivers", "Effect": "Allow", "Principal": config, "Action": "s3:PutObject",
@@ -277,7 +260,7 @@ class Detection(pulumi.ComponentResource):
 
         def policy(args: list[str]) -> str:
             account, arn = args
-            return _policy([
+            return policy_json([
                 {"Sid": "AlarmsAndFindingsPublish", "Effect": "Allow",
                  "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
                  "Action": "sns:Publish", "Resource": arn,
@@ -338,13 +321,30 @@ class Detection(pulumi.ComponentResource):
 
     def _query_logging(self, vpc_id: pulumi.Input[str], kms_key: aws.kms.Key,
                        retention_days: int) -> aws.cloudwatch.LogGroup:
-        n = self._name
+        n, p, region, name = self._name, self._partition, self._region, f"/cityward/{self._name}/dns-queries"
         group = aws.cloudwatch.LogGroup(
             f"{n}-dns-query-logs",
-            name=f"/cityward/{n}/dns-queries",
+            name=name,
             retention_in_days=retention_days,
             kms_key_id=kms_key.arn,
             tags=self._tags("dns-query-logs", "CW-NET-15"),
+            opts=self._child,
+        )
+        # Resolver delivers through CloudWatch Logs' log delivery service, which may write to the
+        # group only when a resource policy lets it, for this account's deliveries. From names, so
+        # the pack reads it on a first preview.
+        delivery = aws.cloudwatch.LogResourcePolicy(
+            f"{n}-dns-query-logs-delivery",
+            policy_name=f"{n}-dns-query-logs-delivery",
+            policy_document=pulumi.Output.all(self._account, log_group_arn(p, region, self._account, name)).apply(
+                lambda args: policy_json([{
+                    "Sid": "ResolverQueryLogsDelivery", "Effect": "Allow",
+                    "Principal": {"Service": DELIVERY_SERVICE},
+                    "Action": list(DELIVERY_ACTIONS),
+                    "Resource": f"{args[1]}:*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": args[0]},
+                                  "ArnLike": {"aws:SourceArn": f"arn:{p}:logs:{region}:{args[0]}:*"}},
+                }])),
             opts=self._child,
         )
         config = aws.route53.ResolverQueryLogConfig(
@@ -352,7 +352,7 @@ class Detection(pulumi.ComponentResource):
             name=f"{n}-dns-queries",
             destination_arn=group.arn,
             tags=self._tags("dns-query-logging", "CW-NET-15"),
-            opts=self._child,
+            opts=self._opts(delivery),
         )
         aws.route53.ResolverQueryLogConfigAssociation(
             f"{n}-dns-query-logging-vpc",

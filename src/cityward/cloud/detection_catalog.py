@@ -84,6 +84,11 @@ class Watch:
 
 METRIC_NAMESPACE = "Cityward/Security"
 
+# Route 53 Resolver delivers query logs through CloudWatch Logs' log delivery service, which
+# writes to a log group only when a resource policy allows it these actions.
+DELIVERY_SERVICE = "delivery.logs.amazonaws.com"
+DELIVERY_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+
 WATCHES = (
     Watch("security-group-changes", "security group changes", "CW-NET-03", "CIS 4.10, Security Hub CloudWatch.10",
           ("AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",

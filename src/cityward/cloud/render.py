@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cityward.cloud import types as T
 from cityward.cloud.graph import is_unknown
 from cityward.cloud.plan import Plan
 
@@ -12,35 +13,39 @@ UNKNOWN_SHOWN = "(known after create)"
 
 # Per resource type, the properties worth a glance; "tags.X" reads one tag.
 KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
-    "Vpc": ("cidrBlock", "enableDnsHostnames", "tags.cityward:zones"),
-    "Subnet": ("tags.cityward:zone", "cidrBlock", "availabilityZone", "mapPublicIpOnLaunch"),
-    "RouteTable": ("tags.cityward:zone",),
-    "Route": ("routeTableId", "destinationCidrBlock", "gatewayId", "natGatewayId"),
-    "RouteTableAssociation": ("subnetId", "routeTableId"),
-    "NetworkAcl": ("tags.cityward:zone",),
-    "NetworkAclAssociation": ("subnetId", "networkAclId"),
-    "NetworkAclRule": ("networkAclId", "ruleNumber", "egress", "ruleAction", "protocol", "cidrBlock", "fromPort",
-                       "toPort"),
-    "SecurityGroup": ("name",),
-    "SecurityGroupIngressRule": ("securityGroupId", "ipProtocol", "fromPort", "toPort", "cidrIpv4",
-                                 "referencedSecurityGroupId", "tags.cityward:conduit"),
-    "SecurityGroupEgressRule": ("securityGroupId", "ipProtocol", "fromPort", "toPort", "cidrIpv4",
-                                "referencedSecurityGroupId", "tags.cityward:conduit"),
-    "DefaultSecurityGroup": ("ingress", "egress"),
-    "DefaultNetworkAcl": ("ingress", "egress"),
-    "DefaultRouteTable": ("routes",),
-    "VpcEndpoint": ("serviceName", "vpcEndpointType", "privateDnsEnabled"),
-    "FlowLog": ("vpcId", "trafficType", "logDestinationType", "logDestination"),
-    "LogGroup": ("name", "retentionInDays", "kmsKeyId"),
-    "Key": ("enableKeyRotation", "rotationPeriodInDays"),
-    "Alias": ("name", "targetKeyId"),
-    "InstanceMetadataDefaults": ("httpTokens", "httpPutResponseHopLimit"),
-    "EncryptionByDefault": ("enabled",),
-    "AccountPublicAccessBlock": ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"),
-    "BucketPublicAccessBlock": ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"),
-    "Role": ("name", "maxSessionDuration"),
-    "Bucket": ("bucket",),
-    "Trail": ("name", "isMultiRegionTrail", "enableLogFileValidation", "kmsKeyId", "cloudWatchLogsGroupArn"),
+    T.VPC: ("cidrBlock", "enableDnsHostnames", f"tags.{T.ZONES_TAG}"),
+    T.SUBNET: (f"tags.{T.ZONE_TAG}", "cidrBlock", "availabilityZone", "mapPublicIpOnLaunch"),
+    T.ROUTE_TABLE: (f"tags.{T.ZONE_TAG}",),
+    T.ROUTE: ("routeTableId", "destinationCidrBlock", "gatewayId", "natGatewayId"),
+    T.ROUTE_TABLE_ASSOCIATION: ("subnetId", "routeTableId"),
+    T.NETWORK_ACL: (f"tags.{T.ZONE_TAG}",),
+    T.NETWORK_ACL_ASSOCIATION: ("subnetId", "networkAclId"),
+    T.NETWORK_ACL_RULE: ("networkAclId", "ruleNumber", "egress", "ruleAction", "protocol", "cidrBlock", "fromPort",
+                         "toPort"),
+    T.SECURITY_GROUP: ("name",),
+    T.SG_INGRESS: ("securityGroupId", "ipProtocol", "fromPort", "toPort", "cidrIpv4", "referencedSecurityGroupId",
+                   f"tags.{T.CONDUIT_TAG}"),
+    T.SG_EGRESS: ("securityGroupId", "ipProtocol", "fromPort", "toPort", "cidrIpv4", "referencedSecurityGroupId",
+                  f"tags.{T.CONDUIT_TAG}"),
+    T.DEFAULT_SG: ("ingress", "egress"),
+    T.DEFAULT_NACL: ("ingress", "egress"),
+    T.DEFAULT_ROUTE_TABLE: ("routes",),
+    T.VPC_ENDPOINT: ("serviceName", "vpcEndpointType", "privateDnsEnabled"),
+    T.FLOW_LOG: ("vpcId", "trafficType", "logDestinationType", "logDestination"),
+    T.LOG_GROUP: ("name", "retentionInDays", "kmsKeyId"),
+    T.KMS_KEY: ("enableKeyRotation", "rotationPeriodInDays"),
+    T.KMS_ALIAS: ("name", "targetKeyId"),
+    T.IMDS_DEFAULTS: ("httpTokens", "httpPutResponseHopLimit"),
+    T.EBS_DEFAULT_ENCRYPTION: ("enabled",),
+    T.S3_ACCOUNT_PAB: ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"),
+    T.S3_BUCKET_PAB: ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"),
+    T.IAM_ROLE: ("name", "maxSessionDuration"),
+    T.BUCKET: ("bucket",),
+    T.TRAIL: ("name", "isMultiRegionTrail", "enableLogFileValidation", "kmsKeyId", "cloudWatchLogsGroupArn"),
+    T.TGW_ROUTE_TABLE: (f"tags.{T.SITE_TAG}", f"tags.{T.ZONE_TAG}"),
+    T.TGW_ROUTE: ("transitGatewayRouteTableId", "destinationCidrBlock", "transitGatewayAttachmentId", "blackhole"),
+    T.CUSTOMER_GATEWAY: ("ipAddress", "bgpAsn", f"tags.{T.SITE_TAG}"),
+    T.VPN: ("customerGatewayId", "transitGatewayId", "localIpv4NetworkCidr", "staticRoutesOnly"),
 }
 
 
@@ -56,7 +61,7 @@ def _plain(value: Any) -> Any:
 
 
 def short_type(token: str) -> str:
-    """'aws:ec2/securityGroup:SecurityGroup' -> 'ec2:SecurityGroup'."""
+    """A token as module:Type: types.SECURITY_GROUP gives 'ec2:SecurityGroup'."""
     parts = token.split(":")
     return f"{parts[1].split('/')[0]}:{parts[-1]}" if len(parts) == 3 else token
 
@@ -66,7 +71,7 @@ def key_properties(plan: Plan, resource) -> dict[str, Any]:
     # is unknown: show the resource it is computed from
     names = {r.id: r.name for r in plan.resources if r.id}
     by_urn = {r.urn: r.name for r in plan.resources}
-    wanted = KEY_PROPERTIES.get(resource.type.rsplit(":", 1)[-1], ())
+    wanted = KEY_PROPERTIES.get(resource.type, ())
     found: dict[str, Any] = {}
     for key in wanted:
         if key.startswith("tags."):

@@ -33,37 +33,43 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UnknownValueError
 
 from cityward.cloud.graph import UNKNOWN, Graph, has, items, peek
+from cityward.cloud.types import (
+    CONDUIT_TAG,
+    DEFAULT_NACL,
+    DEFAULT_ROUTE_TABLE,
+    DEFAULT_SG,
+    EBS_DEFAULT_ENCRYPTION,
+    EGRESS_ONLY_GATEWAY,
+    FLOW_LOG,
+    IAM_ROLE,
+    IMDS_DEFAULTS,
+    INSTANCE,
+    INTERNET_GATEWAY,
+    KIND_TAG,
+    KMS_KEY,
+    LAUNCH_TEMPLATE,
+    LOG_GROUP,
+    NAT_GATEWAY,
+    NETWORK_ACL,
+    NETWORK_ACL_RULE,
+    ROUTE,
+    ROUTE_TABLE,
+    ROUTE_TABLE_ASSOCIATION,
+    S3_ACCOUNT_PAB,
+    S3_BUCKET_PAB,
+    SECURITY_GROUP,
+    SG_EGRESS,
+    SG_INGRESS,
+    SG_RULE_LEGACY,
+    SUBNET,
+    TRAIL,
+    VPC,
+    VPC_ENDPOINT,
+    ZONE_TAG,
+    ZONES_TAG,
+)
 
 ENFORCEMENT_LEVEL = EnforcementLevel.MANDATORY
-
-# --- resource types (engine tokens) ----------------------------------------------------------
-VPC = "aws:ec2/vpc:Vpc"
-SUBNET = "aws:ec2/subnet:Subnet"
-ROUTE = "aws:ec2/route:Route"
-ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
-DEFAULT_ROUTE_TABLE = "aws:ec2/defaultRouteTable:DefaultRouteTable"
-ROUTE_TABLE_ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
-INTERNET_GATEWAY = "aws:ec2/internetGateway:InternetGateway"
-SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
-SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-SG_EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
-SG_RULE_LEGACY = "aws:ec2/securityGroupRule:SecurityGroupRule"
-NETWORK_ACL = "aws:ec2/networkAcl:NetworkAcl"
-NETWORK_ACL_RULE = "aws:ec2/networkAclRule:NetworkAclRule"
-DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
-DEFAULT_NACL = "aws:ec2/defaultNetworkAcl:DefaultNetworkAcl"
-FLOW_LOG = "aws:ec2/flowLog:FlowLog"
-LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-KMS_KEY = "aws:kms/key:Key"
-VPC_ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
-IMDS_DEFAULTS = "aws:ec2/instanceMetadataDefaults:InstanceMetadataDefaults"
-INSTANCE = "aws:ec2/instance:Instance"
-LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
-EBS_DEFAULT_ENCRYPTION = "aws:ebs/encryptionByDefault:EncryptionByDefault"
-S3_ACCOUNT_PAB = "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock"
-S3_BUCKET_PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
-IAM_ROLE = "aws:iam/role:Role"
-TRAIL = "aws:cloudtrail/trail:Trail"
 
 # --- what the rules consider ---------------------------------------------------------------
 WORLD = ("0.0.0.0/0", "::/0")
@@ -75,7 +81,6 @@ WEB_PORTS = (80, 443)  # FSBP EC2.18's default authorised ports for unrestricted
 RETURN_PORTS = (32768, 65535)
 SESSION_MANAGER_SERVICES = ("ssm", "ssmmessages", "ec2messages", "logs", "kms")
 MIN_LOG_RETENTION_DAYS = 365
-ZONE_TAG, KIND_TAG, ZONES_TAG, CONDUIT_TAG = "cityward:zone", "cityward:zone-kind", "cityward:zones", "cityward:conduit"
 
 
 # --- small helpers -------------------------------------------------------------------------
@@ -163,12 +168,12 @@ def _deciding(name: str, validate: Callable) -> Callable:
     return run
 
 
-def _rule(name: str, description: str, validate: Callable, level: EnforcementLevel | None = None):
+def resource_rule(name: str, description: str, validate: Callable, level: EnforcementLevel | None = None):
     return ResourceValidationPolicy(name=name, description=description, validate=_deciding(name, validate),
                                     enforcement_level=level or ENFORCEMENT_LEVEL)
 
 
-def _stack_rule(name: str, description: str, validate: Callable, level: EnforcementLevel | None = None):
+def stack_rule(name: str, description: str, validate: Callable, level: EnforcementLevel | None = None):
     return StackValidationPolicy(name=name, description=description, validate=_deciding(name, validate),
                                  enforcement_level=level or ENFORCEMENT_LEVEL)
 
@@ -322,11 +327,11 @@ def _internet_target(graph: Graph, route: Any, owner: Any, under: str) -> Any:
         return f"internet gateway {gateway}"
     if has(route, "natGatewayId"):
         label = _target_label(graph, owner, under or "natGatewayId", peek(route, "natGatewayId"),
-                              "aws:ec2/natGateway:NatGateway")
+                              NAT_GATEWAY)
         return f"NAT gateway {label}"
     if has(route, "egressOnlyGatewayId"):
         label = _target_label(graph, owner, under or "egressOnlyGatewayId", peek(route, "egressOnlyGatewayId"),
-                              "aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGateway")
+                              EGRESS_ONLY_GATEWAY)
         return f"egress-only internet gateway {label}"
     return None
 
@@ -789,7 +794,7 @@ def _trail_cloudwatch(args: ResourceValidationArgs, report: ReportViolation) -> 
         report("CW-NET-12: trail does not deliver to CloudWatch Logs (cloudWatchLogsGroupArn/RoleArn)")
 
 
-def _only(types: tuple[str, ...], fn: Callable) -> Callable:
+def only(types: tuple[str, ...], fn: Callable) -> Callable:
     def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
         if args.resource_type in types:
             fn(args, report)
@@ -801,140 +806,140 @@ SG_INGRESS_TYPES = (SG_INGRESS, SG_RULE_LEGACY, SECURITY_GROUP)
 NACL_TYPES = (NETWORK_ACL_RULE, NETWORK_ACL)
 
 POLICIES = [
-    _stack_rule("cw-net-01-one-vpc-zones-span-two-azs",
-                "CW-NET-01 (cityward; no Checkov/FSBP equivalent): exactly one VPC, every subnet tagged with its "
-                "zone, and every zone of the zones policy in at least two availability zones.",
-                _one_vpc_zones_span_azs),
-    _stack_rule("cw-net-02-ot-subnets-no-internet-route",
-                "CW-NET-02 (cityward's own rule, no external ID): no OT subnet's route table routes to an internet "
-                "gateway, NAT gateway or egress-only internet gateway.",
-                _ot_no_internet_route),
-    _stack_rule("cw-net-02-igw-routes-dmz-only",
-                "CW-NET-02 (cityward's own rule, no external ID): only route tables of DMZ subnets may route to the "
-                "internet gateway.",
-                _igw_routes_dmz_only),
-    _rule("cw-net-03-sg-no-world-admin-ports",
-          "CW-NET-03 (Checkov CKV_AWS_24, CKV_AWS_25; FSBP EC2.13, EC2.14): no security-group ingress from "
-          "0.0.0.0/0 or ::/0 to SSH, RDP or other admin ports.",
-          _only(SG_INGRESS_TYPES, _sg_no_world_admin)),
-    _rule("cw-net-03-nacl-no-world-admin-ports",
-          "CW-NET-03 (Checkov CKV_AWS_229, CKV_AWS_230, CKV_AWS_231, CKV_AWS_232; FSBP EC2.21): no network ACL "
-          "allows ingress from 0.0.0.0/0 or ::/0 to ports 20, 21, 22, 3389 or other admin ports.",
-          _only(NACL_TYPES, _nacl_no_world_admin)),
-    _rule("cw-net-03-sg-world-ingress-web-only",
-          "CW-NET-03 (FSBP EC2.18): unrestricted security-group ingress only to tcp 80/443; OT protocols such as "
-          "Modbus/TCP 502 or DNP3 20000 are never open to the internet.",
-          _only(SG_INGRESS_TYPES, _sg_world_only_web)),
-    _rule("cw-net-03-nacl-world-ingress-web-or-return",
-          "CW-NET-03 (cityward, complements FSBP EC2.21): network ACLs admit the internet only on tcp 80/443 and "
-          "the 32768-65535 return range.",
-          _only(NACL_TYPES, _nacl_world_web_or_return)),
-    _rule("cw-net-03-sg-rules-are-separate-resources",
-          "CW-NET-03 (cityward): security groups carry no inline rules; each conduit is an "
-          "aws.vpc.SecurityGroupIngressRule/EgressRule so it can be traced and reviewed.",
-          _only((SECURITY_GROUP,), _sg_no_inline_rules)),
-    _rule("cw-net-03-sg-rules-trace-to-conduit",
-          "CW-NET-03 (Checkov CKV_AWS_23 for descriptions): every security-group rule has a description and a "
-          "cityward:conduit tag (from->to:proto/port) that matches the port it opens.",
-          _only((SG_INGRESS, SG_EGRESS), _sg_rule_traces_conduit)),
-    _rule("cw-net-03-sg-no-all-traffic-egress-to-world",
-          "CW-NET-03 (cityward; least functionality, IEC 62443 SR 7.7): no security group lets all protocols out "
-          "to 0.0.0.0/0 or ::/0.",
-          _only((SG_EGRESS, SG_RULE_LEGACY, SECURITY_GROUP), _sg_no_all_egress_to_world)),
-    _rule("cw-net-04-default-sg-no-rules",
-          "CW-NET-04 (Checkov CKV2_AWS_12; FSBP EC2.2): the VPC's default security group has no ingress or "
-          "egress rules.",
-          _only((DEFAULT_SG,), _default_has_no_rules)),
-    _rule("cw-net-04-default-nacl-no-rules",
-          "CW-NET-04 (Checkov CKV2_AWS_12 companion; FSBP EC2.2 companion): the VPC's default network ACL has no "
-          "rules, so a subnet that loses its zone NACL is cut off rather than opened.",
-          _only((DEFAULT_NACL,), _default_has_no_rules)),
-    _stack_rule("cw-net-04-defaults-adopted",
-                "CW-NET-04 (Checkov CKV2_AWS_12; FSBP EC2.2): every VPC adopts its default security group and "
-                "default network ACL (DefaultSecurityGroup/DefaultNetworkAcl) so their allow rules are removed.",
-                _defaults_adopted),
-    _stack_rule("cw-net-05-vpc-flow-logs",
-                "CW-NET-05 (Checkov CKV2_AWS_11; FSBP EC2.6): every VPC has a flow log of ALL traffic into a log "
-                "group this stack manages.",
-                _vpc_flow_logs),
-    _rule("cw-net-05-flow-log-traffic-all",
-          "CW-NET-05 (Checkov CKV2_AWS_11; FSBP EC2.6): flow logs capture ALL traffic (accepted and rejected) "
-          "and name a destination.",
-          _only((FLOW_LOG,), _flow_log_all)),
-    _rule("cw-net-05-log-group-kms",
-          "CW-NET-05 (Checkov CKV_AWS_158): CloudWatch log groups are encrypted with a KMS key.",
-          _only((LOG_GROUP,), _log_group_kms)),
-    _rule("cw-net-05-log-group-retention-365",
-          "CW-NET-05 (Checkov CKV_AWS_338): CloudWatch log groups keep logs at least 365 days.",
-          _only((LOG_GROUP,), _log_group_retention)),
-    _rule("cw-net-06-kms-key-rotation",
-          "CW-NET-06 (Checkov CKV_AWS_7; FSBP KMS.4): symmetric customer-managed KMS keys rotate automatically, "
-          "at least yearly.",
-          _only((KMS_KEY,), _kms_rotation)),
-    _rule("cw-net-07-endpoint-private-dns",
-          "CW-NET-07 (cityward; no Checkov/FSBP equivalent): interface endpoints use private DNS and their own "
-          "security group.",
-          _only((VPC_ENDPOINT,), _endpoint_private_dns)),
-    _stack_rule("cw-net-07-session-manager-endpoints",
-                "CW-NET-07 (cityward): every VPC has interface endpoints for ssm, ssmmessages, ec2messages, logs "
-                "and kms, so operators use Session Manager and no bastion or internet path is needed.",
-                _session_manager_endpoints),
-    _stack_rule("cw-net-07-endpoint-sg-https-from-vpc",
-                "CW-NET-07 (cityward): interface endpoint security groups admit only tcp 443 from inside the VPC.",
-                _endpoint_sg_https_from_vpc),
-    _stack_rule("cw-net-07-ssh-only-from-management",
-                "CW-NET-07 (cityward; no bastion): SSH ingress only from management-zone subnets or security groups.",
-                _ssh_only_from_management),
-    _rule("cw-net-08-imdsv2-required",
-          "CW-NET-08 (Checkov CKV_AWS_79; FSBP EC2.8): account metadata defaults, instances and launch templates "
-          "require IMDSv2 tokens.",
-          _only((IMDS_DEFAULTS, INSTANCE, LAUNCH_TEMPLATE), _imdsv2)),
-    _stack_rule("cw-net-08-imdsv2-account-default",
-                "CW-NET-08 (FSBP EC2.8 at account level): the stack sets the region's instance metadata defaults to "
-                "IMDSv2 required (aws.ec2.InstanceMetadataDefaults).",
-                _require(IMDS_DEFAULTS, "InstanceMetadataDefaults with httpTokens 'required'", "CW-NET-08",
-                         lambda p: p.get("httpTokens") == "required")),
-    _rule("cw-net-08-no-public-ip-on-launch",
-          "CW-NET-08 (Checkov CKV_AWS_130, CKV_AWS_88; FSBP EC2.15): subnets, instances and launch templates "
-          "assign no public IPv4 address at launch.",
-          _only((SUBNET, INSTANCE, LAUNCH_TEMPLATE), _no_public_ip)),
-    _rule("cw-net-09-ebs-encryption-by-default",
-          "CW-NET-09 (Checkov CKV_AWS_106; FSBP EC2.7): EBS encryption by default stays enabled.",
-          _only((EBS_DEFAULT_ENCRYPTION,), _ebs_default_encryption)),
-    _stack_rule("cw-net-09-ebs-encryption-declared",
-                "CW-NET-09 (Checkov CKV_AWS_106; FSBP EC2.7): the stack enables EBS encryption by default "
-                "(aws.ebs.EncryptionByDefault).",
-                _require(EBS_DEFAULT_ENCRYPTION, "enabled EBS encryption by default", "CW-NET-09",
-                         lambda p: not _false(p.get("enabled")))),
-    _rule("cw-net-10-s3-public-access-block",
-          "CW-NET-10 (FSBP S3.1, S3.8; Checkov CKV_AWS_53-56): S3 account and bucket public access blocks have all "
-          "four settings on.",
-          _only((S3_ACCOUNT_PAB, S3_BUCKET_PAB), _public_access_block)),
-    _stack_rule("cw-net-10-s3-account-public-access-block-declared",
-                "CW-NET-10 (FSBP S3.1): the stack declares the S3 account-level public access block with all four "
-                "settings on.",
-                _require(S3_ACCOUNT_PAB, "S3 account public access block with all four settings on", "CW-NET-10",
-                         _pab_all_on)),
-    _rule("cw-net-11-human-roles-require-mfa",
-          "CW-NET-11 (FSBP IAM.5, IAM.19 for roles): a role that IAM principals can assume requires "
-          "aws:MultiFactorAuthPresent true in its trust policy.",
-          _only((IAM_ROLE,), _role_requires_mfa)),
-    _stack_rule("cw-net-11-operator-role-declared",
-                "CW-NET-11 (FSBP IAM.5, IAM.19): the stack declares an operator role whose trust policy requires MFA.",
-                _require(IAM_ROLE, "operator role assumable by IAM principals with MFA", "CW-NET-11",
-                         _operator_role_present)),
-    _rule("cw-net-12-cloudtrail-multi-region-validated",
-          "CW-NET-12 (FSBP CloudTrail.1, CloudTrail.4; Checkov CKV_AWS_67, CKV_AWS_36): trails are multi-region, "
-          "include global service events, log, and validate log files.",
-          _only((TRAIL,), _trail_multi_region_validated)),
-    _rule("cw-net-12-cloudtrail-kms",
-          "CW-NET-12 (FSBP CloudTrail.2; Checkov CKV_AWS_35): trail logs are encrypted with a KMS key.",
-          _only((TRAIL,), _trail_kms)),
-    _rule("cw-net-12-cloudtrail-cloudwatch-logs",
-          "CW-NET-12 (FSBP CloudTrail.5; Checkov CKV2_AWS_10): trails deliver to CloudWatch Logs.",
-          _only((TRAIL,), _trail_cloudwatch)),
-    _stack_rule("cw-net-12-cloudtrail-declared",
-                "CW-NET-12 (FSBP CloudTrail.1): the stack declares a multi-region trail with log file validation.",
-                _require(TRAIL, "multi-region CloudTrail with log file validation", "CW-NET-12",
-                         lambda p: _true(p.get("isMultiRegionTrail")) and _true(p.get("enableLogFileValidation")))),
+    stack_rule("cw-net-01-one-vpc-zones-span-two-azs",
+               "CW-NET-01 (cityward; no Checkov/FSBP equivalent): exactly one VPC, every subnet tagged with its "
+               "zone, and every zone of the zones policy in at least two availability zones.",
+               _one_vpc_zones_span_azs),
+    stack_rule("cw-net-02-ot-subnets-no-internet-route",
+               "CW-NET-02 (cityward's own rule, no external ID): no OT subnet's route table routes to an internet "
+               "gateway, NAT gateway or egress-only internet gateway.",
+               _ot_no_internet_route),
+    stack_rule("cw-net-02-igw-routes-dmz-only",
+               "CW-NET-02 (cityward's own rule, no external ID): only route tables of DMZ subnets may route to the "
+               "internet gateway.",
+               _igw_routes_dmz_only),
+    resource_rule("cw-net-03-sg-no-world-admin-ports",
+                  "CW-NET-03 (Checkov CKV_AWS_24, CKV_AWS_25; FSBP EC2.13, EC2.14): no security-group ingress from "
+                  "0.0.0.0/0 or ::/0 to SSH, RDP or other admin ports.",
+                  only(SG_INGRESS_TYPES, _sg_no_world_admin)),
+    resource_rule("cw-net-03-nacl-no-world-admin-ports",
+                  "CW-NET-03 (Checkov CKV_AWS_229, CKV_AWS_230, CKV_AWS_231, CKV_AWS_232; FSBP EC2.21): no network ACL "
+                  "allows ingress from 0.0.0.0/0 or ::/0 to ports 20, 21, 22, 3389 or other admin ports.",
+                  only(NACL_TYPES, _nacl_no_world_admin)),
+    resource_rule("cw-net-03-sg-world-ingress-web-only",
+                  "CW-NET-03 (FSBP EC2.18): unrestricted security-group ingress only to tcp 80/443; OT protocols such "
+                  "as Modbus/TCP 502 or DNP3 20000 are never open to the internet.",
+                  only(SG_INGRESS_TYPES, _sg_world_only_web)),
+    resource_rule("cw-net-03-nacl-world-ingress-web-or-return",
+                  "CW-NET-03 (cityward, complements FSBP EC2.21): network ACLs admit the internet only on tcp 80/443 "
+                  "and the 32768-65535 return range.",
+                  only(NACL_TYPES, _nacl_world_web_or_return)),
+    resource_rule("cw-net-03-sg-rules-are-separate-resources",
+                  "CW-NET-03 (cityward): security groups carry no inline rules; each conduit is an "
+                  "aws.vpc.SecurityGroupIngressRule/EgressRule so it can be traced and reviewed.",
+                  only((SECURITY_GROUP,), _sg_no_inline_rules)),
+    resource_rule("cw-net-03-sg-rules-trace-to-conduit",
+                  "CW-NET-03 (Checkov CKV_AWS_23 for descriptions): every security-group rule has a description and a "
+                  "cityward:conduit tag (from->to:proto/port) that matches the port it opens.",
+                  only((SG_INGRESS, SG_EGRESS), _sg_rule_traces_conduit)),
+    resource_rule("cw-net-03-sg-no-all-traffic-egress-to-world",
+                  "CW-NET-03 (cityward; least functionality, IEC 62443 SR 7.7): no security group lets all protocols "
+                  "out to 0.0.0.0/0 or ::/0.",
+                  only((SG_EGRESS, SG_RULE_LEGACY, SECURITY_GROUP), _sg_no_all_egress_to_world)),
+    resource_rule("cw-net-04-default-sg-no-rules",
+                  "CW-NET-04 (Checkov CKV2_AWS_12; FSBP EC2.2): the VPC's default security group has no ingress or "
+                  "egress rules.",
+                  only((DEFAULT_SG,), _default_has_no_rules)),
+    resource_rule("cw-net-04-default-nacl-no-rules",
+                  "CW-NET-04 (Checkov CKV2_AWS_12 companion; FSBP EC2.2 companion): the VPC's default network ACL has "
+                  "no rules, so a subnet that loses its zone NACL is cut off rather than opened.",
+                  only((DEFAULT_NACL,), _default_has_no_rules)),
+    stack_rule("cw-net-04-defaults-adopted",
+               "CW-NET-04 (Checkov CKV2_AWS_12; FSBP EC2.2): every VPC adopts its default security group and "
+               "default network ACL (DefaultSecurityGroup/DefaultNetworkAcl) so their allow rules are removed.",
+               _defaults_adopted),
+    stack_rule("cw-net-05-vpc-flow-logs",
+               "CW-NET-05 (Checkov CKV2_AWS_11; FSBP EC2.6): every VPC has a flow log of ALL traffic into a log "
+               "group this stack manages.",
+               _vpc_flow_logs),
+    resource_rule("cw-net-05-flow-log-traffic-all",
+                  "CW-NET-05 (Checkov CKV2_AWS_11; FSBP EC2.6): flow logs capture ALL traffic (accepted and rejected) "
+                  "and name a destination.",
+                  only((FLOW_LOG,), _flow_log_all)),
+    resource_rule("cw-net-05-log-group-kms",
+                  "CW-NET-05 (Checkov CKV_AWS_158): CloudWatch log groups are encrypted with a KMS key.",
+                  only((LOG_GROUP,), _log_group_kms)),
+    resource_rule("cw-net-05-log-group-retention-365",
+                  "CW-NET-05 (Checkov CKV_AWS_338): CloudWatch log groups keep logs at least 365 days.",
+                  only((LOG_GROUP,), _log_group_retention)),
+    resource_rule("cw-net-06-kms-key-rotation",
+                  "CW-NET-06 (Checkov CKV_AWS_7; FSBP KMS.4): symmetric customer-managed KMS keys rotate "
+                  "automatically, at least yearly.",
+                  only((KMS_KEY,), _kms_rotation)),
+    resource_rule("cw-net-07-endpoint-private-dns",
+                  "CW-NET-07 (cityward; no Checkov/FSBP equivalent): interface endpoints use private DNS and their own "
+                  "security group.",
+                  only((VPC_ENDPOINT,), _endpoint_private_dns)),
+    stack_rule("cw-net-07-session-manager-endpoints",
+               "CW-NET-07 (cityward): every VPC has interface endpoints for ssm, ssmmessages, ec2messages, logs "
+               "and kms, so operators use Session Manager and no bastion or internet path is needed.",
+               _session_manager_endpoints),
+    stack_rule("cw-net-07-endpoint-sg-https-from-vpc",
+               "CW-NET-07 (cityward): interface endpoint security groups admit only tcp 443 from inside the VPC.",
+               _endpoint_sg_https_from_vpc),
+    stack_rule("cw-net-07-ssh-only-from-management",
+               "CW-NET-07 (cityward; no bastion): SSH ingress only from management-zone subnets or security groups.",
+               _ssh_only_from_management),
+    resource_rule("cw-net-08-imdsv2-required",
+                  "CW-NET-08 (Checkov CKV_AWS_79; FSBP EC2.8): account metadata defaults, instances and launch "
+                  "templates require IMDSv2 tokens.",
+                  only((IMDS_DEFAULTS, INSTANCE, LAUNCH_TEMPLATE), _imdsv2)),
+    stack_rule("cw-net-08-imdsv2-account-default",
+               "CW-NET-08 (FSBP EC2.8 at account level): the stack sets the region's instance metadata defaults to "
+               "IMDSv2 required (aws.ec2.InstanceMetadataDefaults).",
+               _require(IMDS_DEFAULTS, "InstanceMetadataDefaults with httpTokens 'required'", "CW-NET-08",
+                        lambda p: p.get("httpTokens") == "required")),
+    resource_rule("cw-net-08-no-public-ip-on-launch",
+                  "CW-NET-08 (Checkov CKV_AWS_130, CKV_AWS_88; FSBP EC2.15): subnets, instances and launch templates "
+                  "assign no public IPv4 address at launch.",
+                  only((SUBNET, INSTANCE, LAUNCH_TEMPLATE), _no_public_ip)),
+    resource_rule("cw-net-09-ebs-encryption-by-default",
+                  "CW-NET-09 (Checkov CKV_AWS_106; FSBP EC2.7): EBS encryption by default stays enabled.",
+                  only((EBS_DEFAULT_ENCRYPTION,), _ebs_default_encryption)),
+    stack_rule("cw-net-09-ebs-encryption-declared",
+               "CW-NET-09 (Checkov CKV_AWS_106; FSBP EC2.7): the stack enables EBS encryption by default "
+               "(aws.ebs.EncryptionByDefault).",
+               _require(EBS_DEFAULT_ENCRYPTION, "enabled EBS encryption by default", "CW-NET-09",
+                        lambda p: not _false(p.get("enabled")))),
+    resource_rule("cw-net-10-s3-public-access-block",
+                  "CW-NET-10 (FSBP S3.1, S3.8; Checkov CKV_AWS_53, CKV_AWS_54, CKV_AWS_55, CKV_AWS_56): S3 account "
+                  "and bucket public access blocks have all four settings on.",
+                  only((S3_ACCOUNT_PAB, S3_BUCKET_PAB), _public_access_block)),
+    stack_rule("cw-net-10-s3-account-public-access-block-declared",
+               "CW-NET-10 (FSBP S3.1): the stack declares the S3 account-level public access block with all four "
+               "settings on.",
+               _require(S3_ACCOUNT_PAB, "S3 account public access block with all four settings on", "CW-NET-10",
+                        _pab_all_on)),
+    resource_rule("cw-net-11-human-roles-require-mfa",
+                  "CW-NET-11 (FSBP IAM.5, IAM.19 for roles): a role that IAM principals can assume requires "
+                  "aws:MultiFactorAuthPresent true in its trust policy.",
+                  only((IAM_ROLE,), _role_requires_mfa)),
+    stack_rule("cw-net-11-operator-role-declared",
+               "CW-NET-11 (FSBP IAM.5, IAM.19): the stack declares an operator role whose trust policy requires MFA.",
+               _require(IAM_ROLE, "operator role assumable by IAM principals with MFA", "CW-NET-11",
+                        _operator_role_present)),
+    resource_rule("cw-net-12-cloudtrail-multi-region-validated",
+                  "CW-NET-12 (FSBP CloudTrail.1, CloudTrail.4; Checkov CKV_AWS_67, CKV_AWS_36): trails are "
+                  "multi-region, include global service events, log, and validate log files.",
+                  only((TRAIL,), _trail_multi_region_validated)),
+    resource_rule("cw-net-12-cloudtrail-kms",
+                  "CW-NET-12 (FSBP CloudTrail.2; Checkov CKV_AWS_35): trail logs are encrypted with a KMS key.",
+                  only((TRAIL,), _trail_kms)),
+    resource_rule("cw-net-12-cloudtrail-cloudwatch-logs",
+                  "CW-NET-12 (FSBP CloudTrail.5; Checkov CKV2_AWS_10): trails deliver to CloudWatch Logs.",
+                  only((TRAIL,), _trail_cloudwatch)),
+    stack_rule("cw-net-12-cloudtrail-declared",
+               "CW-NET-12 (FSBP CloudTrail.1): the stack declares a multi-region trail with log file validation.",
+               _require(TRAIL, "multi-region CloudTrail with log file validation", "CW-NET-12",
+                        lambda p: _true(p.get("isMultiRegionTrail")) and _true(p.get("enableLogFileValidation")))),
 ]

@@ -11,31 +11,35 @@ cannot decide (fail closed).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+from pulumi_policy import ReportViolation, ResourceValidationArgs, StackValidationArgs
 
 from cityward.cloud.graph import UNKNOWN, Graph, has, items, peek
+from cityward.cloud.rules import only, resource_rule, stack_rule
+from cityward.cloud.types import (
+    IAM_POLICY,
+    IAM_ROLE,
+    INSTANCE_PROFILE,
+    ROLE_POLICY,
+    ROLE_POLICY_ATTACHMENT,
+    SSM_DOCUMENT,
+    VPC_ENDPOINT,
+)
 
-ENFORCEMENT_LEVEL = EnforcementLevel.MANDATORY
-
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-IAM_POLICY = "aws:iam/policy:Policy"
-SSM_DOCUMENT = "aws:ssm/document:Document"
-VPC_ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
+SESSION_DOCUMENT = "SSM-SessionManagerRunShell"  # where Session Manager reads the account's preferences
 ZONE_CONDITION_KEY = "ssm:resourceTag/cityward:zone"
 PREVIEW = "cannot decide at preview"
+# What the SSM agent on an instance calls to stream a session into an encrypted log group, and to
+# use the session's KMS key (Session Manager refuses to start a logged session without them).
+SESSION_LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups",
+                       "logs:DescribeLogStreams")
+SESSION_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 
 
-def _document(props: Any, key: str) -> Any:
+def policy_document(props: Any, key: str) -> Any:
     """A JSON policy/document prop: its parsed value, UNKNOWN, or None when absent or not JSON."""
     value = peek(props, key)
     if value is UNKNOWN or value is None:
@@ -48,17 +52,17 @@ def _document(props: Any, key: str) -> Any:
     return value if isinstance(value, Mapping) else None
 
 
-def _statements(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def policy_statements(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [s for s in items(doc.get("Statement")) if isinstance(s, Mapping)]
 
 
-def _matches(pattern: str, action: str) -> bool:
+def action_matches(pattern: str, action: str) -> bool:
     """IAM action matching with a trailing or lone wildcard (ssm:*, ssm:Start*, *)."""
     pattern, action = pattern.lower(), action.lower()
     return pattern == action or pattern == "*" or (pattern.endswith("*") and action.startswith(pattern[:-1]))
 
 
-def _condition_values(statement: Mapping[str, Any], operator: str, key: str) -> list[str]:
+def condition_values(statement: Mapping[str, Any], operator: str, key: str) -> list[str]:
     block = (statement.get("Condition") or {}).get(operator) or {}
     return [str(v) for v in items(block.get(key))] if isinstance(block, Mapping) else []
 
@@ -67,18 +71,18 @@ def _condition_values(statement: Mapping[str, Any], operator: str, key: str) -> 
 
 
 def _session_scoped_to_zones(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    doc = _document(args.props, "policy")
+    doc = policy_document(args.props, "policy")
     if doc is UNKNOWN:
         report(f"CW-NET-11: {PREVIEW}: policy {args.name}'s document is not known yet; build it from names "
                "and the account id only")
         return
-    for statement in _statements(doc or {}):
+    for statement in policy_statements(doc or {}):
         actions = [str(a) for a in items(statement.get("Action"))]
-        if statement.get("Effect") != "Allow" or not any(_matches(a, "ssm:StartSession") for a in actions):
+        if statement.get("Effect") != "Allow" or not any(action_matches(a, "ssm:StartSession") for a in actions):
             continue
         resources = [str(r) for r in items(statement.get("Resource"))]
         on_instances = [r for r in resources if r == "*" or ":instance/" in r or r.endswith(":instance")]
-        zones = [z for z in _condition_values(statement, "StringEquals", ZONE_CONDITION_KEY) if z and "*" not in z]
+        zones = [z for z in condition_values(statement, "StringEquals", ZONE_CONDITION_KEY) if z and "*" not in z]
         if on_instances and not zones:
             report(f"CW-NET-11: policy {args.name} lets ssm:StartSession reach {', '.join(on_instances)} in every "
                    f"zone; add Condition StringEquals {ZONE_CONDITION_KEY} with the operator's zones")
@@ -94,7 +98,7 @@ def _session_document_logs(args: ResourceValidationArgs, report: ReportViolation
         return
     if kind != "Session":
         return
-    content = _document(args.props, "content")
+    content = policy_document(args.props, "content")
     if content is UNKNOWN:
         report(f"CW-NET-15: {PREVIEW}: Session document {args.name}'s content is not known yet; build it from "
                "names (log group name, key alias ARN)")
@@ -111,22 +115,157 @@ def _session_document_logs(args: ResourceValidationArgs, report: ReportViolation
 def _session_preferences_declared(args: StackValidationArgs, report: ReportViolation) -> None:
     documents = [d for d in Graph(args.resources).of(SSM_DOCUMENT)
                  if peek(d.props, "documentType") == "Session"
-                 and peek(d.props, "name") == "SSM-SessionManagerRunShell"]
+                 and peek(d.props, "name") == SESSION_DOCUMENT]
     if not documents:
-        report("CW-NET-15: the stack declares no Session Manager preferences (Session document "
-               "SSM-SessionManagerRunShell): sessions would not be logged")
+        report(f"CW-NET-15: the stack declares no Session Manager preferences (Session document "
+               f"{SESSION_DOCUMENT}): sessions would not be logged")
+
+
+def _names(graph: Graph, resource: Any, key: str, target: Any) -> Any:
+    """resource.props[key] names `target` (by id, name or ARN; on a preview by dependency): True,
+    False, or UNKNOWN when an unknown value was not computed from one resource of its type."""
+    value = peek(resource.props, key)
+    if value is None:
+        return False
+    if value is UNKNOWN:
+        source = graph.dependency(resource, key, target.resource_type)
+        return UNKNOWN if source is UNKNOWN else source is target
+    return value in {peek(target.props, k) for k in ("id", "name", "arn")} - {None, UNKNOWN}
+
+
+def _role_statements(graph: Graph, role: Any) -> Any:
+    """Every statement of the role's inline and attached customer-managed policies; UNKNOWN when a
+    policy that may be the role's cannot be read yet. AWS managed policies are not read: none
+    grants writing to a cityward log group."""
+    documents = [peek(p, "policy") for p in items(peek(role.props, "inlinePolicies")) if isinstance(p, Mapping)]
+    for policy in graph.of(ROLE_POLICY):
+        named = _names(graph, policy, "role", role)
+        if named is UNKNOWN:
+            return UNKNOWN
+        if named:
+            documents.append(peek(policy.props, "policy"))
+    for attachment in graph.of(ROLE_POLICY_ATTACHMENT):
+        named = _names(graph, attachment, "role", role)
+        if named is UNKNOWN:
+            return UNKNOWN
+        managed = graph.ref(attachment, "policyArn", IAM_POLICY) if named else None
+        if managed is UNKNOWN:
+            return UNKNOWN
+        if managed is not None:
+            documents.append(peek(managed.props, "policy"))
+    statements: list[Mapping[str, Any]] = []
+    for document in documents:
+        doc = policy_document({"policy": document}, "policy")
+        if doc is UNKNOWN:
+            return UNKNOWN
+        statements += policy_statements(doc or {})
+    return statements
+
+
+def covers_log_group(resource: str, group: str) -> bool:
+    """An IAM resource that covers log group `group` or its streams (wildcards as IAM reads them)."""
+    if resource == "*":
+        return True
+    head, sep, tail = resource.partition(":log-group:")
+    if not sep or head.split(":")[2:3] != ["logs"]:
+        return False
+    return fnmatchcase(group, tail) or fnmatchcase(f"{group}:log-stream:session", tail)
+
+
+def _on_key(statement: Mapping[str, Any], resource: str, key: str) -> bool:
+    """The statement reaches the key the Session document names (its ARN, or its alias ARN): by
+    that ARN, or on '*' when unconditioned or conditioned on that alias (kms:ResourceAliases)."""
+    if resource == key:
+        return True
+    if resource != "*":
+        return False
+    conditions = statement.get("Condition")
+    if not conditions:
+        return True
+    alias = f"alias/{key.partition(':alias/')[2]}" if ":alias/" in key else None
+    aliases = [str(v) for block in conditions.values() if isinstance(block, Mapping)
+               for v in items(block.get("kms:ResourceAliases"))]
+    return alias is not None and alias in aliases
+
+
+def _denied(statements: list[Mapping[str, Any]], actions: tuple[str, ...], covers) -> list[str]:
+    """The actions no Allow statement grants on a resource `covers(statement, resource)` accepts."""
+    granted = set()
+    for statement in statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        resources = [str(r) for r in items(statement.get("Resource"))]
+        if any(covers(statement, r) for r in resources):
+            granted |= {a for a in actions for p in items(statement.get("Action")) if action_matches(str(p), a)}
+    return [a for a in actions if a not in granted]
+
+
+def _role_of_profile(graph: Graph, profile: Any) -> Any:
+    value = peek(profile.props, "role")
+    if value is UNKNOWN:
+        return graph.dependency(profile, "role", IAM_ROLE)
+    return next((r for r in graph.of(IAM_ROLE) if _names(graph, profile, "role", r) is True), None)
+
+
+def _session_destinations(graph: Graph, report: ReportViolation) -> list[tuple[Any, str, str]]:
+    """(Session document, log group name, KMS key ARN or '') of each document that logs sessions."""
+    found = []
+    for document in graph.of(SSM_DOCUMENT):
+        if peek(document.props, "documentType") != "Session":
+            continue
+        content = policy_document(document.props, "content")
+        if content is UNKNOWN:
+            report(f"CW-NET-15: {PREVIEW}: where Session document {document.name} logs sessions", document.urn)
+            continue
+        inputs = (content or {}).get("inputs") or {}
+        if isinstance(inputs, Mapping) and inputs.get("cloudWatchLogGroupName"):
+            found.append((document, str(inputs["cloudWatchLogGroupName"]), str(inputs.get("kmsKeyId") or "")))
+    return found
+
+
+def _instances_write_session_logs(args: StackValidationArgs, report: ReportViolation) -> None:
+    graph = Graph(args.resources)
+    destinations = _session_destinations(graph, report)
+    profiles = graph.of(INSTANCE_PROFILE)
+    if destinations and not profiles:
+        report(f"CW-NET-15: Session document {destinations[0][0].name} logs sessions to {destinations[0][1]}, but "
+               "the stack declares no instance profile whose role could write them")
+    for profile in profiles:
+        role = _role_of_profile(graph, profile)
+        if role is UNKNOWN:
+            report(f"CW-NET-15: {PREVIEW}: which role instance profile {profile.name} carries", profile.urn)
+            continue
+        if role is None:
+            report(f"CW-NET-15: instance profile {profile.name} carries role {peek(profile.props, 'role')!r}, "
+                   "which this stack does not declare: whether it can write session logs cannot be checked",
+                   profile.urn)
+            continue
+        statements = _role_statements(graph, role)
+        if statements is UNKNOWN:
+            report(f"CW-NET-15: {PREVIEW}: the policies of role {role.name} (instance profile {profile.name})",
+                   profile.urn)
+            continue
+        for document, group, key in destinations:
+            missing = _denied(statements, SESSION_LOG_ACTIONS, lambda _s, r, g=group: covers_log_group(r, g))
+            if key:
+                missing += _denied(statements, SESSION_KEY_ACTIONS, lambda s, r, k=key: _on_key(s, r, k))
+            if missing:
+                report(f"CW-NET-15: role {role.name} of instance profile {profile.name} is not allowed "
+                       f"{', '.join(missing)} on log group {group}{f' / key {key}' if key else ''} (Session "
+                       f"document {document.name}): Session Manager refuses to start logged sessions on its "
+                       "instances", profile.urn)
 
 
 # --- CW-NET-16: endpoints confined to this account, S3 through a gateway endpoint ------------------
 
 
 def _confined(statement: Mapping[str, Any]) -> bool:
-    principal = [v for v in _condition_values(statement, "StringEquals", "aws:PrincipalAccount") if "*" not in v]
+    principal = [v for v in condition_values(statement, "StringEquals", "aws:PrincipalAccount") if "*" not in v]
     if not principal:
         return False
     resources = [str(r) for r in items(statement.get("Resource"))]
     if "*" in resources:
-        owner = [v for v in _condition_values(statement, "StringEquals", "aws:ResourceAccount") if "*" not in v]
+        owner = [v for v in condition_values(statement, "StringEquals", "aws:ResourceAccount") if "*" not in v]
         return owner == principal
     return True
 
@@ -138,11 +277,11 @@ def _endpoint_policy_confined(args: ResourceValidationArgs, report: ReportViolat
         report(f"CW-NET-16: {label} has no endpoint policy: any principal may use it for any account's "
                "resources")
         return
-    doc = _document(args.props, "policy")
+    doc = policy_document(args.props, "policy")
     if doc is UNKNOWN:
         report(f"CW-NET-16: {PREVIEW}: {label}'s policy is not known yet; build it from the account id only")
         return
-    allows = [s for s in _statements(doc or {}) if s.get("Effect") == "Allow"]
+    allows = [s for s in policy_statements(doc or {}) if s.get("Effect") == "Allow"]
     if not allows:
         report(f"CW-NET-16: {label}'s policy is not a policy document with Allow statements")
     for statement in allows:
@@ -161,45 +300,33 @@ def _s3_gateway_endpoint(args: StackValidationArgs, report: ReportViolation) -> 
                "would need an internet path")
 
 
-def _only(types: tuple[str, ...], fn: Callable) -> Callable:
-    def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
-        if args.resource_type in types:
-            fn(args, report)
-
-    return validate
-
 
 POLICIES = [
-    ResourceValidationPolicy(
-        name="cw-net-11-operator-sessions-scoped-to-zones",
-        description="CW-NET-11 (cityward; no Checkov/FSBP equivalent; least privilege, IEC 62443 SR 2.1): "
-                    "ssm:StartSession on instances is allowed only with Condition StringEquals "
-                    f"{ZONE_CONDITION_KEY} naming the operator's zones.",
-        validate=_only((ROLE_POLICY, IAM_POLICY), _session_scoped_to_zones),
-        enforcement_level=ENFORCEMENT_LEVEL),
-    ResourceValidationPolicy(
-        name="cw-net-15-session-document-logs-encrypted",
-        description="CW-NET-15 (cityward; FSBP SSM.6 companion, Checkov CKV_AWS_112/CKV_AWS_113): Session "
-                    "Manager preferences log every session to CloudWatch with cloudWatchEncryptionEnabled true.",
-        validate=_only((SSM_DOCUMENT,), _session_document_logs),
-        enforcement_level=ENFORCEMENT_LEVEL),
-    StackValidationPolicy(
-        name="cw-net-15-session-preferences-declared",
-        description="CW-NET-15 (cityward; Checkov CKV_AWS_112): the stack declares the Session Manager "
-                    "preferences document SSM-SessionManagerRunShell.",
-        validate=_session_preferences_declared,
-        enforcement_level=ENFORCEMENT_LEVEL),
-    ResourceValidationPolicy(
-        name="cw-net-16-endpoint-policy-this-account",
-        description="CW-NET-16 (cityward; no Checkov/FSBP equivalent; AWS data perimeter guidance): every VPC "
-                    "endpoint has a policy whose Allow statements require aws:PrincipalAccount, and "
-                    "aws:ResourceAccount for Resource '*', to be this account.",
-        validate=_only((VPC_ENDPOINT,), _endpoint_policy_confined),
-        enforcement_level=ENFORCEMENT_LEVEL),
-    StackValidationPolicy(
-        name="cw-net-16-s3-gateway-endpoint",
-        description="CW-NET-16 (cityward; FSBP EC2.10 companion): the stack declares an S3 gateway endpoint on "
-                    "route tables, so S3 is reached without an internet path.",
-        validate=_s3_gateway_endpoint,
-        enforcement_level=ENFORCEMENT_LEVEL),
+    resource_rule("cw-net-11-operator-sessions-scoped-to-zones",
+                  "CW-NET-11 (cityward; no Checkov/FSBP equivalent; least privilege, IEC 62443 SR 2.1): "
+                  "ssm:StartSession on instances is allowed only with Condition StringEquals "
+                  f"{ZONE_CONDITION_KEY} naming the operator's zones.",
+                  only((ROLE_POLICY, IAM_POLICY), _session_scoped_to_zones)),
+    resource_rule("cw-net-15-session-document-logs-encrypted",
+                  "CW-NET-15 (cityward; FSBP SSM.6 companion, Checkov CKV_AWS_112/CKV_AWS_113): Session "
+                  "Manager preferences log every session to CloudWatch with cloudWatchEncryptionEnabled true.",
+                  only((SSM_DOCUMENT,), _session_document_logs)),
+    stack_rule("cw-net-15-session-preferences-declared",
+               "CW-NET-15 (cityward; Checkov CKV_AWS_112): the stack declares the Session Manager "
+               f"preferences document {SESSION_DOCUMENT}.",
+               _session_preferences_declared),
+    stack_rule("cw-net-15-instance-role-writes-session-logs",
+               "CW-NET-15 (cityward; AWS Session Manager logging prerequisites): the role of every instance "
+               "profile may create streams in, put events to and describe the log group the Session document "
+               "names, and decrypt and generate data keys with its KMS key; else no logged session starts.",
+               _instances_write_session_logs),
+    resource_rule("cw-net-16-endpoint-policy-this-account",
+                  "CW-NET-16 (cityward; no Checkov/FSBP equivalent; AWS data perimeter guidance): every VPC "
+                  "endpoint has a policy whose Allow statements require aws:PrincipalAccount, and "
+                  "aws:ResourceAccount for Resource '*', to be this account.",
+                  only((VPC_ENDPOINT,), _endpoint_policy_confined)),
+    stack_rule("cw-net-16-s3-gateway-endpoint",
+               "CW-NET-16 (cityward; FSBP EC2.10 companion): the stack declares an S3 gateway endpoint on "
+               "route tables, so S3 is reached without an internet path.",
+               _s3_gateway_endpoint),
 ]

@@ -10,7 +10,7 @@ catalog the Detection component declares from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationPolicy
@@ -18,6 +18,8 @@ from pulumi_policy.proxy import UnknownValueError
 
 from cityward.cloud.detection_catalog import (
     CONFIG_RULES,
+    DELIVERY_ACTIONS,
+    DELIVERY_SERVICE,
     GUARDDUTY_FEATURES,
     GUARDDUTY_FREQUENCY,
     STANDARDS,
@@ -28,27 +30,35 @@ from cityward.cloud.detection_catalog import (
 )
 from cityward.cloud.graph import UNKNOWN, Graph, has, items, peek
 from cityward.cloud.rules import ENFORCEMENT_LEVEL, undecided
-
-# --- resource types (engine tokens) ----------------------------------------------------------
-DETECTOR = "aws:guardduty/detector:Detector"
-DETECTOR_FEATURE = "aws:guardduty/detectorFeature:DetectorFeature"
-HUB = "aws:securityhub/account:Account"
-HUB_STANDARD = "aws:securityhub/standardsSubscription:StandardsSubscription"
-RECORDER = "aws:cfg/recorder:Recorder"
-DELIVERY_CHANNEL = "aws:cfg/deliveryChannel:DeliveryChannel"
-RECORDER_STATUS = "aws:cfg/recorderStatus:RecorderStatus"
-CONFIG_RULE = "aws:cfg/rule:Rule"
-TOPIC = "aws:sns/topic:Topic"
-SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
-METRIC_FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
-ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-TRAIL = "aws:cloudtrail/trail:Trail"
-BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
-BUCKET_LOGGING = ("aws:s3/bucketLogging:BucketLogging", "aws:s3/bucketLoggingV2:BucketLoggingV2")
-VPC = "aws:ec2/vpc:Vpc"
-QUERY_LOG_CONFIG = "aws:route53/resolverQueryLogConfig:ResolverQueryLogConfig"
-QUERY_LOG_ASSOCIATION = "aws:route53/resolverQueryLogConfigAssociation:ResolverQueryLogConfigAssociation"
+from cityward.cloud.rules_access import (
+    action_matches,
+    condition_values,
+    covers_log_group,
+    policy_document,
+    policy_statements,
+)
+from cityward.cloud.types import (
+    ALARM,
+    BUCKET_LOGGING,
+    BUCKETS,
+    CONFIG_RULE,
+    DELIVERY_CHANNEL,
+    DETECTOR,
+    DETECTOR_FEATURE,
+    HUB,
+    HUB_STANDARD,
+    LOG_GROUP,
+    LOG_RESOURCE_POLICY,
+    METRIC_FILTER,
+    QUERY_LOG_ASSOCIATION,
+    QUERY_LOG_CONFIG,
+    RECORDER,
+    RECORDER_STATUS,
+    SUBSCRIPTION,
+    TOPIC,
+    TRAIL,
+    VPC,
+)
 
 # props that name a resource: a reference to it is one of these values
 _NAMES = ("id", "arn", "name", "bucket")
@@ -324,6 +334,39 @@ def _trail_bucket_logging(graph: Graph, say: Callable[..., None]) -> None:
                 say(f"trail bucket {bucket.name} has no server access logging (S3 BucketLogging)", bucket)
 
 
+def _destination_group(graph: Graph, config: Any) -> Any:
+    """The name of the log group a query-log config delivers to; None for another destination (S3,
+    Firehose); UNKNOWN when it cannot be known yet."""
+    group = _ref(graph, config, "destinationArn", LOG_GROUP)
+    if group is UNKNOWN:
+        return UNKNOWN
+    if group is not None:
+        return peek(group.props, "name")
+    arn = peek(config.props, "destinationArn")
+    return str(arn).partition(":log-group:")[2].removesuffix(":*") or None
+
+
+def _delivery_allowed(graph: Graph, group: str) -> Any:
+    """A CloudWatch Logs resource policy lets the log delivery service write to `group` for this
+    account's deliveries (aws:SourceAccount): True, False, or UNKNOWN."""
+    undecided_ = False
+    for policy in graph.of(LOG_RESOURCE_POLICY):
+        document = policy_document(policy.props, "policyDocument")
+        if document is UNKNOWN:
+            undecided_ = True
+            continue
+        for statement in policy_statements(document or {}):
+            principal = statement.get("Principal")
+            services = [str(s) for s in items(principal.get("Service"))] if isinstance(principal, Mapping) else []
+            actions = [str(a) for a in items(statement.get("Action"))]
+            accounts = [a for a in condition_values(statement, "StringEquals", "aws:SourceAccount") if "*" not in a]
+            if (statement.get("Effect") == "Allow" and DELIVERY_SERVICE in services and accounts
+                    and all(any(action_matches(a, wanted) for a in actions) for wanted in DELIVERY_ACTIONS)
+                    and any(covers_log_group(str(r), group) for r in items(statement.get("Resource")))):
+                return True
+    return UNKNOWN if undecided_ else False
+
+
 def _query_logging(graph: Graph, say: Callable[..., None]) -> None:
     for vpc in graph.of(VPC):
         logged = False
@@ -334,13 +377,21 @@ def _query_logging(graph: Graph, say: Callable[..., None]) -> None:
                 say(_cannot(f"which VPC and query-log config {association.name} joins"), association)
             elif target is vpc and config is not None and has(config.props, "destinationArn"):
                 logged = True
+                group = _destination_group(graph, config)
+                allowed = group is None or _delivery_allowed(graph, group)
+                if group is UNKNOWN or allowed is UNKNOWN:
+                    say(_cannot(f"whether the log delivery service may write query logs of {config.name}"), config)
+                elif not allowed:
+                    say(f"query-log config {config.name} delivers to log group {group}, but no CloudWatch Logs "
+                        f"resource policy lets {DELIVERY_SERVICE} write to it (logs:CreateLogStream, "
+                        "logs:PutLogEvents, Condition StringEquals aws:SourceAccount): no query is logged", config)
         if not logged:
             say(f"VPC {vpc.name} has no Route 53 Resolver query logging (ResolverQueryLogConfigAssociation)", vpc)
 
 
 POLICIES = [
     _policy("cw-net-14-guardduty-enabled",
-            "CW-NET-14 (FSBP GuardDuty.1): a GuardDuty "
+            "CW-NET-14 (FSBP GuardDuty.1; Checkov CKV2_AWS_3): a GuardDuty "
             f"detector is enabled, publishes findings every 15 minutes and has {', '.join(GUARDDUTY_FEATURES)} on.",
             _guardduty),
     _policy("cw-net-14-security-hub-standards",
@@ -357,8 +408,8 @@ POLICIES = [
             f"controls are declared: {', '.join(CONFIG_RULES)}.",
             _config_rules),
     _policy("cw-net-15-change-alarms",
-            "CW-NET-15 (CIS AWS Foundations 4.2, 4.3, 4.5, 4.10-4.14 in v1.4.0; Security Hub CloudWatch.1, .3, .5, "
-            ".10-.14): "
+            "CW-NET-15 (CIS AWS Foundations 4.2, 4.3, 4.5, 4.10-4.14 in v1.4.0; Security Hub CloudWatch.1, "
+            "CloudWatch.3, CloudWatch.5, CloudWatch.10, CloudWatch.11, CloudWatch.12, CloudWatch.13, CloudWatch.14): "
             "a metric filter on the trail's log group and an alarm to an SNS topic for changes to security groups, "
             "NACLs, gateways, route tables, the VPC and the trail, root use and console sign-in without MFA.",
             _change_alarms),
@@ -372,6 +423,7 @@ POLICIES = [
             _trail_bucket_logging),
     _policy("cw-net-15-resolver-query-logging",
             "CW-NET-15 (cityward; AWS Security Reference Architecture: DNS query logs): every VPC has "
-            "Route 53 Resolver query logging associated with it.",
+            "Route 53 Resolver query logging associated with it, and a CloudWatch Logs resource policy lets "
+            f"{DELIVERY_SERVICE} write to the query-log group for this account (aws:SourceAccount).",
             _query_logging),
 ]

@@ -20,18 +20,19 @@ from ansible_collections.cityward.hardening.plugins.plugin_utils.zones import Si
 from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
 
 from cityward.cloud.graph import UNKNOWN, Graph, items, peek
+from cityward.cloud.types import (
+    CUSTOMER_GATEWAY,
+    TGW,
+    TGW_ASSOCIATION,
+    TGW_DEFAULT_ASSOCIATION,
+    TGW_DEFAULT_PROPAGATION,
+    TGW_PROPAGATION,
+    TGW_ROUTE,
+    TGW_ROUTE_TABLE,
+    VPC_ATTACHMENT,
+    VPN,
+)
 from cityward.zones import ZonesPolicy
-
-TGW = "aws:ec2transitgateway/transitGateway:TransitGateway"
-VPC_ATTACHMENT = "aws:ec2transitgateway/vpcAttachment:VpcAttachment"
-TGW_ROUTE_TABLE = "aws:ec2transitgateway/routeTable:RouteTable"
-TGW_ROUTE = "aws:ec2transitgateway/route:Route"
-TGW_ASSOCIATION = "aws:ec2transitgateway/routeTableAssociation:RouteTableAssociation"
-TGW_PROPAGATION = "aws:ec2transitgateway/routeTablePropagation:RouteTablePropagation"
-TGW_DEFAULT_ASSOCIATION = "aws:ec2transitgateway/defaultRouteTableAssociation:DefaultRouteTableAssociation"
-TGW_DEFAULT_PROPAGATION = "aws:ec2transitgateway/defaultRouteTablePropagation:DefaultRouteTablePropagation"
-CUSTOMER_GATEWAY = "aws:ec2/customerGateway:CustomerGateway"
-VPN = "aws:ec2/vpnConnection:VpnConnection"
 
 # What a tunnel may negotiate. Absent lists mean AWS's defaults, which include IKEv1, AES128, SHA1
 # and the MODP groups 2, 5, 22-24: each list must be set, and set to these only.

@@ -30,7 +30,7 @@ NAME = "cityward-sites"
 def add_sites(stack_inputs) -> Callable:
     def extend(net):
         SiteConnectivity(NAME, zones=stack_inputs.zones, vpc_id=net.vpc.id,
-                         attachment_subnet_ids=[s.id for s in net.subnets["endpoints"]],
+                         attachment_subnet_ids=[s.id for s in net.subnets["transit"]],
                          log_group_arn=net.flow_log_group.arn)
     return extend
 

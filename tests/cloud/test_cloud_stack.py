@@ -292,7 +292,8 @@ def test_a_conduit_change_flows_into_the_stack(run_variant, stack_inputs):
 
 def _config(stack_inputs, **values):
     base = {"vpcCidr": "10.40.0.0/16", "availabilityZones": ["eu-west-1a", "eu-west-1b"],
-            "endpointSubnetCidr": "10.40.240.0/24", "zonesFile": "../../policies/zones.yml"}
+            "endpointSubnetCidr": "10.40.240.0/24", "transitSubnetCidr": "10.40.241.0/24",
+            "zonesFile": "../../policies/zones.yml"}
     base.update(values)
     return stack_inputs.network.NetworkConfig.from_values(
         base, region="eu-west-1", source="Pulumi.test.yaml", base_dir=STACK)
@@ -305,6 +306,9 @@ def _config(stack_inputs, **values):
     ({"availabilityZones": ["eu-west-1a", "us-east-1b"]}, "'us-east-1b' is not an availability zone"),
     ({"endpointSubnetCidr": "10.99.0.0/24"}, "endpointSubnetCidr': 10.99.0.0/24 is outside"),
     ({"endpointSubnetCidr": "10.40.240.0/28"}, "endpointSubnetCidr': 10.40.240.0/28 is too small for 2 subnets"),
+    ({"transitSubnetCidr": "10.99.0.0/24"}, "transitSubnetCidr': 10.99.0.0/24 is outside vpcCidr"),
+    ({"transitSubnetCidr": "10.40.241.0/28"}, "transitSubnetCidr': 10.40.241.0/28 is too small for 2 subnets"),
+    ({"transitSubnetCidr": "10.40.240.128/25"}, "transitSubnetCidr': 10.40.240.128/25 overlaps endpointSubnetCidr"),
     ({"logRetentionDays": 42}, "logRetentionDays': CloudWatch accepts only"),
     ({"colour": "blue"}, "'cityward-segmented-network:colour': unknown key"),
     ({"operatorPrincipals": ["bob"]}, "operatorPrincipals': expected a list of IAM principal ARNs"),
@@ -318,7 +322,8 @@ def test_bad_stack_config_is_one_line_naming_the_field(stack_inputs, values, exp
 
 @pytest.mark.control("CW-NET-01")
 def test_zone_outside_the_vpc_names_the_zones_file(stack_inputs):
-    config = _config(stack_inputs, vpcCidr="10.40.0.0/18", endpointSubnetCidr="10.40.60.0/24")
+    config = _config(stack_inputs, vpcCidr="10.40.0.0/18", endpointSubnetCidr="10.40.60.0/24",
+                     transitSubnetCidr="10.40.61.0/24")
     with pytest.raises(CitywardError, match=r"zones.yml: zone '\S+', field 'cidr': .* (outside|overlaps)"):
         stack_inputs.network.check_layout(stack_inputs.zones, config)
 
@@ -343,6 +348,7 @@ def test_main_program_reads_pulumi_config():
         "cityward-segmented-network:vpcCidr": "10.40.0.0/16",
         "cityward-segmented-network:availabilityZones": '["eu-west-1a", "eu-west-1b", "eu-west-1c"]',
         "cityward-segmented-network:endpointSubnetCidr": "10.40.240.0/24",
+        "cityward-segmented-network:transitSubnetCidr": "10.40.241.0/24",
         "cityward-segmented-network:logRetentionDays": "400",
     })
     try:

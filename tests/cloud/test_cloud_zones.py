@@ -57,6 +57,18 @@ def nacl_entry_without_conduit(net):
                            to_port=3389)
 
 
+def transit_entry_without_conduit(net):
+    # enterprise has no conduit with the field zone: its SSH must not cross the attachment to a site
+    aws.ec2.NetworkAclRule("transit-enterprise-ssh-in", network_acl_id=net.nacls["transit"].id, rule_number=6,
+                           egress=False, protocol="tcp", rule_action="allow", cidr_block="10.40.0.0/20", from_port=22,
+                           to_port=22)
+
+
+def transit_route_to_the_internet(net):
+    aws.ec2.Route("transit-to-internet", route_table_id=net.route_tables["transit"].id,
+                  destination_cidr_block="0.0.0.0/0", gateway_id=net.internet_gateway.id)
+
+
 def subnet_outside_every_zone(net):
     aws.ec2.Subnet("stray-subnet", vpc_id=net.vpc.id, cidr_block="10.40.200.0/24", availability_zone="eu-west-1a",
                    tags={"cityward:zone": "field", "cityward:zone-kind": "ot"})
@@ -81,6 +93,11 @@ MUTATIONS = [
                  id="site-route-without-conduit"),
     pytest.param(nacl_entry_without_conduit, "cw-net-13-nacl-entries-from-conduits", "field-rdp-in",
                  "no conduit enterprise->field:tcp/3389", id="nacl-entry-without-conduit"),
+    pytest.param(transit_entry_without_conduit, "cw-net-13-nacl-entries-from-conduits", "transit-enterprise-ssh-in",
+                 "zone 'enterprise' (10.40.0.0/20): no conduit from 'enterprise' to a zone with field sites on tcp/22",
+                 id="transit-nacl-entry-without-conduit"),
+    pytest.param(transit_route_to_the_internet, "cw-net-13-routes-from-conduits", "transit-to-internet",
+                 "(the transit segment) sends 0.0.0.0/0 to a internet gateway", id="transit-route-to-internet"),
     pytest.param(subnet_outside_every_zone, "cw-net-13-subnets-in-zones", "stray-subnet",
                  "is in no zone", id="subnet-outside-zones"),
     pytest.param(subnet_tagged_as_another_zone, "cw-net-13-subnets-in-zones", "mislabelled-subnet",

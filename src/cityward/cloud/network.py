@@ -9,7 +9,8 @@ security-group rules, NACL entries, routes): SegmentedVpc (the VPC, its emptied 
 endpoints segment), one Zone per zone of the policy (subnets per AZ, a route table and a NACL with
 inline routes and entries, a security group with separate rule resources), AuditTrail and
 OperatorAccess. Only zones with `internet: true` and a conduit with the internet get an
-internet-gateway route; field sites are routed to the transit gateway; there is no NAT gateway.
+internet-gateway route; field sites are routed to the transit gateway, whose VPC attachment sits
+in a transit segment of its own (`transitSubnetCidr`); there is no NAT gateway.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from cityward.zones import ZonesPolicy
 
 PROJECT = "cityward-segmented-network"
 ENDPOINT_SEGMENT = planning.ENDPOINT_SEGMENT
+TRANSIT_SEGMENT = planning.TRANSIT_SEGMENT
 ENDPOINT_SERVICES = ("ssm", "ssmmessages", "ec2messages", "logs", "kms")
 # Retention values CloudWatch Logs accepts; the policy pack (CW-NET-05) requires >= 365.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
@@ -71,6 +73,8 @@ class NetworkConfig:
     # the city's incident-contacts record (CW-GOV-04): who the detection alarms notify
     incident_contacts_file: Path | None = None
     source: str = "stack config"  # the config file, named in errors found later (operatorZones)
+    # the Transit Gateway attachment's segment; required when the zones policy has field sites
+    transit_cidr: ipaddress.IPv4Network | None = None
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], region: Any, source: str, base_dir: Path) -> NetworkConfig:
@@ -112,20 +116,29 @@ class NetworkConfig:
             incident_contacts_file=(None if values.get("incidentContactsFile") is None else
                                     get("incidentContactsFile", lambda v: _parse_path(base_dir, v))),
             source=source,
+            transit_cidr=(None if values.get("transitSubnetCidr") is None else
+                          get("transitSubnetCidr", _parse_cidr)),
         )
-        field_name = f"{source}: config '{PROJECT}:endpointSubnetCidr'"
-        if not config.endpoint_cidr.subnet_of(config.vpc_cidr):
-            raise CitywardError(f"{field_name}: {config.endpoint_cidr} is outside vpcCidr {config.vpc_cidr}")
-        try:
-            split_per_az(config.endpoint_cidr, len(config.availability_zones))
-        except ValueError as exc:
-            raise CitywardError(f"{field_name}: {exc}") from None
+        segments = [("endpointSubnetCidr", config.endpoint_cidr)]
+        if config.transit_cidr is not None:
+            segments.append(("transitSubnetCidr", config.transit_cidr))
+        for key, cidr in segments:
+            field_name = f"{source}: config '{PROJECT}:{key}'"
+            if not cidr.subnet_of(config.vpc_cidr):
+                raise CitywardError(f"{field_name}: {cidr} is outside vpcCidr {config.vpc_cidr}")
+            try:
+                split_per_az(cidr, len(config.availability_zones))
+            except ValueError as exc:
+                raise CitywardError(f"{field_name}: {exc}") from None
+        if config.transit_cidr is not None and config.transit_cidr.overlaps(config.endpoint_cidr):
+            raise CitywardError(f"{source}: config '{PROJECT}:transitSubnetCidr': {config.transit_cidr} overlaps "
+                                f"endpointSubnetCidr {config.endpoint_cidr}")
         return config
 
 
 CONFIG_KEYS = ("name", "zonesFile", "vpcCidr", "availabilityZones", "endpointSubnetCidr", "logRetentionDays",
                "ephemeralPorts", "operatorPrincipals", "operatorMaxSessionSeconds", "partition", "operatorZones",
-               "incidentContactsFile")
+               "incidentContactsFile", "transitSubnetCidr")
 
 
 def _maybe_json(value: Any) -> Any:
@@ -218,9 +231,13 @@ def _parse_azs(region: str) -> Callable[[Any], tuple[str, ...]]:
 
 
 def check_layout(zones: ZonesPolicy, config: NetworkConfig) -> None:
-    """Every zone and the endpoint segment fit, without overlap, in the VPC CIDR; the operator's
-    zones exist; every zone's NACL fits the quota. Raises one CitywardError line naming the field."""
+    """Every zone and the endpoint segment fit, without overlap, in the VPC CIDR; the transit
+    segment is given when there are field sites and overlaps no zone or site; the operator's zones
+    exist; every zone's NACL fits the quota. Raises one CitywardError line naming the field."""
     for zone in zones.zones.values():
+        if zone.name in (ENDPOINT_SEGMENT, TRANSIT_SEGMENT):
+            raise CitywardError(f"{config.zones_file}: zone '{zone.name}', field '(name)': reserved for the "
+                                f"stack's {zone.name} segment")
         if not zone.cidr.subnet_of(config.vpc_cidr):
             raise CitywardError(
                 f"{config.zones_file}: zone '{zone.name}', field 'cidr': {zone.cidr} is outside the stack's "
@@ -237,6 +254,7 @@ def check_layout(zones: ZonesPolicy, config: NetworkConfig) -> None:
             raise CitywardError(f"{config.zones_file}: zone '{zone.name}', field 'cidr': {exc}") from None
         if zone.is_ot and zone.internet:  # the schema already refuses it; never build it anyway
             raise CitywardError(f"{config.zones_file}: zone '{zone.name}', field 'internet': OT zones never face it")
+    _check_transit(zones, config)
     for name in config.operator_zones:
         if name not in zones.zones:
             raise CitywardError(
@@ -244,10 +262,29 @@ def check_layout(zones: ZonesPolicy, config: NetworkConfig) -> None:
                 f"{config.zones_file}: {', '.join(zones.zones)})")
     for name in zones.zones:
         planning.nacl_rules(zones, name, plan_config(config))
+    if zones.sites:
+        planning.transit_nacl_rules(zones, plan_config(config))
     if config.incident_contacts_file is None:
         raise CitywardError(f"{config.source}: config '{PROJECT}:incidentContactsFile': required: the detection "
                             "alarms (CW-NET-15) notify the city's incident contacts (CW-GOV-04)")
     alert_emails(config.incident_contacts_file)  # a record nobody can be mailed from is refused here
+
+
+def _check_transit(zones: ZonesPolicy, config: NetworkConfig) -> None:
+    """transitSubnetCidr: required with field sites; never overlapping a zone or a site (with or
+    without sites: a given value is checked even when no segment is built from it)."""
+    key = f"{config.source}: config '{PROJECT}:transitSubnetCidr'"
+    if config.transit_cidr is None:
+        if zones.sites:
+            raise CitywardError(
+                f"{key}: required: the field sites ({', '.join(zones.sites)}) attach through a transit segment "
+                f"of its own, a range of vpcCidr {config.vpc_cidr} outside every zone (e.g. a /24)")
+        return
+    taken = [(f"zone '{z.name}'", z.cidr) for z in zones.zones.values()]
+    taken += [(f"site '{s.name}'", s.cidr) for s in zones.sites.values()]
+    for what, cidr in taken:
+        if config.transit_cidr.overlaps(cidr):
+            raise CitywardError(f"{key}: {config.transit_cidr} overlaps {what} ({cidr}) of {config.zones_file}")
 
 
 def operator_zones(zones: ZonesPolicy, config: NetworkConfig) -> list[str]:
@@ -296,6 +333,10 @@ def build(zones: ZonesPolicy, config: NetworkConfig) -> Network:
     net.route_tables[ENDPOINT_SEGMENT] = segmented.route_table
     net.nacls[ENDPOINT_SEGMENT] = segmented.nacl
     net.security_groups[ENDPOINT_SEGMENT] = segmented.security_group
+    if segmented.transit is not None:
+        net.subnets[TRANSIT_SEGMENT] = segmented.transit.subnets
+        net.route_tables[TRANSIT_SEGMENT] = segmented.transit.route_table
+        net.nacls[TRANSIT_SEGMENT] = segmented.transit.nacl
 
     net.transit = transit = _connect_sites(net, zones, config)
     for name in zones.zones:
@@ -323,11 +364,11 @@ def build(zones: ZonesPolicy, config: NetworkConfig) -> Network:
 
 def _connect_sites(net: Network, zones: ZonesPolicy, config: NetworkConfig) -> tuple[Any, Any] | None:
     """The field sites' connectivity (Transit Gateway, a VPN per site, CW-NET-16), attached through
-    the endpoints segment; (transit gateway, VPC attachment), or None when the policy has no sites."""
+    the transit segment; (transit gateway, VPC attachment), or None when the policy has no sites."""
     if not zones.sites:
         return None
     sites = SiteConnectivity(config.name, zones=zones, vpc_id=net.vpc.id,
-                             attachment_subnet_ids=[s.id for s in net.subnets[ENDPOINT_SEGMENT]])
+                             attachment_subnet_ids=[s.id for s in net.subnets[TRANSIT_SEGMENT]])
     return sites.transit_gateway, sites.vpc_attachment
 
 
@@ -391,7 +432,9 @@ def _endpoints(net: Network, config: NetworkConfig, account: pulumi.Output[str])
         vpc_id=net.vpc.id,
         service_name=f"com.amazonaws.{config.region}.s3",
         vpc_endpoint_type="Gateway",
-        route_table_ids=[t.id for name, t in net.route_tables.items() if name != ENDPOINT_SEGMENT],
+        # the zones' tables only: the segments' tables route nowhere beyond `local`
+        route_table_ids=[t.id for name, t in net.route_tables.items()
+                         if name not in (ENDPOINT_SEGMENT, TRANSIT_SEGMENT)],
         policy=account.apply(lambda a: endpoint_policy(a, _agent_reads_aws_owned(config, "s3", a))),
         tags=tags(f"{n}-vpce-s3"),
     )

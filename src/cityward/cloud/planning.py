@@ -18,6 +18,9 @@ from cityward.errors import CitywardError
 from cityward.zones import INTERNET, Conduit, ZonesPolicy
 
 ENDPOINT_SEGMENT = "endpoints"
+# The Transit Gateway's VPC attachment gets a small subnet per AZ of its own (AWS's guidance): its
+# NACL admits exactly the conduit flows between field sites and zones, its table routes only locally.
+TRANSIT_SEGMENT = "transit"
 # Rules per NACL direction. AWS's default quota is 20; a city with field sites needs more (the
 # example's ot-operations zone needs 27 outbound: its five conduits to `field` reach three
 # networks each). Service Quotas lets an account raise "Rules per network ACL" to 40, its maximum:
@@ -37,6 +40,7 @@ class PlanConfig:
     endpoint_cidr: ipaddress.IPv4Network
     ephemeral_ports: tuple[int, int] = (32768, 65535)
     source: str | Path = "<zones>"  # the zones file, named in errors
+    transit_cidr: ipaddress.IPv4Network | None = None  # the transit segment, when there are field sites
 
 
 # --- security-group rules ------------------------------------------------------------------------
@@ -139,16 +143,63 @@ def nacl_rules(zones: ZonesPolicy, zone: str, config: PlanConfig) -> list[AclRul
     endpoints = str(config.endpoint_cidr)
     rules.append(AclRule(True, "tcp", endpoints, 443, 443))
     rules.append(AclRule(False, "tcp", endpoints, low, high))
+    return _within_quota(rules, f"zone '{zone}'", config)
+
+
+def _within_quota(rules: list[AclRule], what: str, config: PlanConfig) -> list[AclRule]:
     unique = list(dict.fromkeys(rules))
     for egress in (False, True):
         count = sum(1 for r in unique if r.egress == egress)
         if count > NACL_RULES_PER_DIRECTION:
             raise CitywardError(
-                f"{config.source}: zone '{zone}': its conduits need {count} "
+                f"{config.source}: {what}: its conduits need {count} "
                 f"{'outbound' if egress else 'inbound'} NACL rules, over AWS's quota of "
                 f"{NACL_RULES_PER_DIRECTION}"
             )
     return unique
+
+
+@dataclass(frozen=True)
+class SiteFlow:
+    """One flow that crosses the Transit Gateway attachment: a conduit between a field site's zone
+    and another zone, for one site network and the other zone's CIDR (`source` opens it)."""
+
+    source: str
+    destination: str
+    protocol: str
+    port: int
+    conduit: str  # the conduit's label
+
+
+def site_flows(zones: ZonesPolicy) -> list[SiteFlow]:
+    """Every flow between a field site and a zone that a conduit declares, either direction: a
+    conduit F->X opens site->X for each site of F, a conduit X->F opens X->site. Sites never
+    reach each other through the VPC (the site route tables hold only zone CIDRs)."""
+    flows: list[SiteFlow] = []
+    for c in zones.conduits:
+        if INTERNET in (c.from_, c.to):
+            continue
+        for site in zones.sites_of(c.from_):
+            flows.append(SiteFlow(str(site.cidr), str(zones.cidr_of(c.to)), c.protocol, c.port, c.label))
+        for site in zones.sites_of(c.to):
+            flows.append(SiteFlow(str(zones.cidr_of(c.from_)), str(site.cidr), c.protocol, c.port, c.label))
+    return flows
+
+
+def transit_nacl_rules(zones: ZonesPolicy, config: PlanConfig) -> list[AclRule]:
+    """The transit segment's stateless rules. A flow crossing the attachment enters the segment
+    from its source and leaves toward its destination, so each site flow needs: in from the
+    source and out to the destination on the conduit's port, and the replies: in from the
+    destination and out to the source on the return range. Nothing else (no HTTPS to the
+    endpoints: nothing runs in these subnets but the attachment's interfaces)."""
+    low, high = config.ephemeral_ports
+    rules: list[AclRule] = []
+    for f in site_flows(zones):
+        rules.append(AclRule(False, f.protocol, f.source, f.port, f.port))
+        rules.append(AclRule(True, f.protocol, f.destination, f.port, f.port))
+        rules.append(AclRule(False, f.protocol, f.destination, low, high))
+        rules.append(AclRule(True, f.protocol, f.source, low, high))
+    return _within_quota(rules, f"the {TRANSIT_SEGMENT} segment", config)
 
 
 def endpoint_nacl_rules(config: PlanConfig) -> list[AclRule]:
@@ -181,8 +232,13 @@ def number_rules(rules: list[AclRule]) -> list[AclEntry]:
 
 
 def nacl_entries(zones: ZonesPolicy, zone: str, config: PlanConfig) -> list[AclEntry]:
-    """A zone's (or, for `endpoints`, the endpoints segment's) numbered NACL entries."""
-    rules = endpoint_nacl_rules(config) if zone == ENDPOINT_SEGMENT else nacl_rules(zones, zone, config)
+    """A zone's (or the endpoints or transit segment's) numbered NACL entries."""
+    if zone == ENDPOINT_SEGMENT:
+        rules = endpoint_nacl_rules(config)
+    elif zone == TRANSIT_SEGMENT:
+        rules = transit_nacl_rules(zones, config)
+    else:
+        rules = nacl_rules(zones, zone, config)
     return number_rules(rules)
 
 

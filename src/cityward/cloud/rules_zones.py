@@ -24,29 +24,40 @@ from typing import Any
 from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
 
 from cityward.cloud.graph import UNKNOWN, Graph, has, items, peek
+from cityward.cloud.types import (
+    DEFAULT_ROUTE_TABLE,
+    INTERNET_GATEWAY,
+    NETWORK_ACL,
+    NETWORK_ACL_ASSOCIATION,
+    NETWORK_ACL_RULE,
+    ROUTE,
+    ROUTE_TABLE,
+    ROUTE_TABLE_ASSOCIATION,
+    SECURITY_GROUP,
+    SG_EGRESS,
+    SG_INGRESS,
+    SG_RULE_LEGACY,
+    SUBNET,
+    VPC,
+    VPN_GATEWAY,
+    ZONE_TAG,
+    ZONES_HASH_TAG,
+)
 from cityward.zones import INTERNET, ZonesPolicy
 
-VPC = "aws:ec2/vpc:Vpc"
-SUBNET = "aws:ec2/subnet:Subnet"
-SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
-SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-SG_EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
-SG_RULE_LEGACY = "aws:ec2/securityGroupRule:SecurityGroupRule"
-NETWORK_ACL = "aws:ec2/networkAcl:NetworkAcl"
-NETWORK_ACL_RULE = "aws:ec2/networkAclRule:NetworkAclRule"
-NETWORK_ACL_ASSOCIATION = "aws:ec2/networkAclAssociation:NetworkAclAssociation"
-ROUTE = "aws:ec2/route:Route"
-ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
-DEFAULT_ROUTE_TABLE = "aws:ec2/defaultRouteTable:DefaultRouteTable"
-ROUTE_TABLE_ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
-INTERNET_GATEWAY = "aws:ec2/internetGateway:InternetGateway"
-VPN_GATEWAY = "aws:ec2/vpnGateway:VpnGateway"
-
-ZONE_TAG, KIND_TAG, ZONES_HASH_TAG = "cityward:zone", "cityward:zone-kind", "cityward:zones-sha256"
 PLATFORM = "endpoints"  # the interface-endpoint segment: AWS APIs on tcp/443, no conduit of its own
+# the Transit Gateway attachment's segment: only the conduit flows between field sites and zones cross it
+TRANSIT = "transit"
 HTTPS = ("tcp", 443, 443)
-# Stateless NACLs pass return traffic on the client's ephemeral ports; nothing below 1024 is one.
+# Stateless NACLs pass return traffic on the client's ephemeral ports: a range above 1023 (clients
+# use 32768-60999 or 49152-65535). A single port is never a return range, so an admin port cannot
+# pass as a reply.
 RETURN_RANGE = (1024, 65535)
+MIN_RETURN_PORTS = 1024
+
+
+def is_return_range(low: int, high: int) -> bool:
+    return RETURN_RANGE[0] <= low and high <= RETURN_RANGE[1] and high - low + 1 >= MIN_RETURN_PORTS
 WORLD = ("0.0.0.0/0", "::/0")
 # Route targets by the key that names them; all but the gateway endpoint can carry traffic out.
 ROUTE_TARGETS = {
@@ -118,13 +129,22 @@ class ZoneMap:
         self.networks: list[tuple[Any, str]] = []  # (network, zone) for zone and site CIDRs
         for zone in zones.zones:
             self.networks.extend((n, zone) for n in zones.networks_of(zone))
-        # the segment's per-AZ subnets together cover its CIDR: collapse them before comparing
-        self.platform = list(ipaddress.collapse_addresses(
-            n for s in graph.of(SUBNET)
-            if peek(peek(s.props, "tags") or {}, ZONE_TAG) == PLATFORM
+        self.platform = self._segment(PLATFORM)
+        self.transit = self._segment(TRANSIT)
+        self.vpcs = [n for v in graph.of(VPC) if (n := _network(peek(v.props, "cidrBlock"))) is not None]
+
+    def _segment(self, tag: str) -> list[Any]:
+        """A segment outside every zone, by its subnets' tag and addresses. Its per-AZ subnets
+        together cover its CIDR: collapse them before comparing."""
+        return list(ipaddress.collapse_addresses(
+            n for s in self.graph.of(SUBNET)
+            if peek(peek(s.props, "tags") or {}, ZONE_TAG) == tag
             and (n := _network(peek(s.props, "cidrBlock"))) is not None and n.version == 4
             and self.zone_of(n) is None))
-        self.vpcs = [n for v in graph.of(VPC) if (n := _network(peek(v.props, "cidrBlock"))) is not None]
+
+    def site_of(self, net: Any) -> Any:
+        """The field site whose network holds `net`, or None."""
+        return next((s for s in self.zones.sites.values() if net.version == 4 and net.subnet_of(s.cidr)), None)
 
     def zone_of(self, net: Any) -> str | None:
         found = {zone for n, zone in self.networks if net.version == n.version and net.subnet_of(n)}
@@ -143,6 +163,8 @@ class ZoneMap:
             return Peer(zone)
         if any(net.version == p.version and net.subnet_of(p) for p in self.platform):
             return Peer(PLATFORM)
+        if any(net.version == p.version and net.subnet_of(p) for p in self.transit):
+            return Peer(TRANSIT)
         if net in self.vpcs:
             return Peer("vpc")
         spans = sorted({z for n, z in self.networks if net.version == n.version and net.overlaps(n)})
@@ -180,7 +202,7 @@ def flow_allowed(zmap: ZoneMap, zone: str, peer: str, inbound: bool, spec: tuple
     # the interface endpoints: every zone reaches them on tcp/443 (Session Manager, AWS APIs)
     if spec == HTTPS and (dst == PLATFORM and (src in zmap.zones.zones or src == "vpc")):
         return True
-    if stateless and RETURN_RANGE[0] <= low <= high <= RETURN_RANGE[1]:
+    if stateless and is_return_range(low, high):
         # return traffic of a connection the other side opened: the reverse conduit exists
         if zmap.any_conduit(dst, src, proto):
             return True
@@ -225,9 +247,9 @@ def _subnets_in_zones(zones: ZonesPolicy) -> Callable:
             cidr = peek(subnet.props, "cidrBlock")
             tag = peek(peek(subnet.props, "tags") or {}, ZONE_TAG)
             peer = zmap.peer(cidr)
-            if peer.zone == PLATFORM and tag == PLATFORM:
+            if peer.zone in (PLATFORM, TRANSIT) and tag == peer.zone:
                 continue
-            if peer.zone is None or peer.zone in (INTERNET, "vpc", PLATFORM):
+            if peer.zone is None or peer.zone in (INTERNET, "vpc", PLATFORM, TRANSIT):
                 report(f"CW-NET-13: subnet {subnet.name} ({cidr}) is in no zone: {peer}", subnet.urn)
             elif tag != peer.zone:
                 report(f"CW-NET-13: subnet {subnet.name} ({cidr}) lies in zone '{peer.zone}' but is tagged "
@@ -344,7 +366,12 @@ def _nacl_entries_from_conduits(zones: ZonesPolicy) -> Callable:
                 spec = _ports(entry, "protocol")
                 peer = zmap.peer(cidr)
                 for zone in sorted(z for z in served if z is not None) or ["(no zone)"]:
-                    if spec is None or peer.zone is None or zone not in set(zones.zones) | {PLATFORM}:
+                    if zone == TRANSIT and spec is not None and peer.zone is not None:
+                        problem = _transit_entry_problem(zmap, cidr, inbound, spec)
+                        if problem:
+                            report(f"CW-NET-13: network ACL {resource.name} ({TRANSIT}) allows {_spec_text(spec)} "
+                                   f"{'in from' if inbound else 'out to'} {problem}", resource.urn)
+                    elif spec is None or peer.zone is None or zone not in set(zones.zones) | {PLATFORM}:
                         report(f"CW-NET-13: network ACL {resource.name} ({zone}) allows "
                                f"{_spec_text(spec) if spec else 'an unknown protocol'} "
                                f"{'from' if inbound else 'to'} {peer}: no conduit can declare it", resource.urn)
@@ -354,6 +381,40 @@ def _nacl_entries_from_conduits(zones: ZonesPolicy) -> Callable:
                                f"{_missing(zone, peer.zone, inbound, spec)}", resource.urn)
 
     return validate
+
+
+def _transit_entry_problem(zmap: ZoneMap, cidr: Any, inbound: bool, spec: tuple[str, int, int]) -> str | None:
+    """Why an entry of the transit segment's NACL is not a conduit flow between a field site and a
+    zone (or its return traffic); None when it is one. A flow crossing the attachment enters the
+    segment from its source and leaves toward its destination on the conduit's port; its replies
+    enter from the destination and leave toward the source on the return range."""
+    proto, low, high = spec
+    net = _network(cidr)
+    site = zmap.site_of(net) if net is not None else None
+    zone = None if site is not None or net is None else zmap.zone_of(net)
+    if site is not None:
+        end, where = site.zone, f"field site '{site.name}' ({cidr})"
+    elif zone is not None:
+        end, where = zone, f"zone '{zone}' ({cidr})"
+    else:
+        return f"{zmap.peer(cidr)}: only field sites and zones meet across the Transit Gateway attachment"
+    with_sites = {s.zone for s in zmap.zones.sites.values()}
+    reply = proto in ("tcp", "udp") and is_return_range(low, high)
+    # (is `end` the flow's source?, the port the conduit must name; None: any, for a reply)
+    readings = ([(inbound, low)] if low == high else []) + ([(not inbound, None)] if reply else [])
+    for is_source, port in readings:
+        for c in zmap.zones.conduits:
+            if INTERNET in (c.from_, c.to) or c.protocol != proto or (port is not None and c.port != port):
+                continue
+            here, there = (c.from_, c.to) if is_source else (c.to, c.from_)
+            # a site meets any zone its zone has a conduit with; a zone meets only zones with sites
+            if here == end and (site is not None or there in with_sites):
+                return None
+    other = "another zone" if site is not None else "a zone with field sites"
+    is_source = inbound if low == high or not reply else not inbound
+    src, dst = (f"'{end}'", other) if is_source else (other, f"'{end}'")
+    what = "the return range" if reply and low != high else _spec_text(spec)
+    return f"{where}: no conduit from {src} to {dst} on {what} crosses the Transit Gateway attachment"
 
 
 def _route_target(graph: Graph, holder: Any, route: Any, key_prefix: str = "") -> str | Any:
@@ -412,9 +473,13 @@ def _routes_from_conduits(zones: ZonesPolicy) -> Callable:
                 report(f"CW-NET-13: route to {dest} in {table.name}: cannot decide at preview which subnets the "
                        "table serves or what the route targets", holder.urn)
                 continue
+            if TRANSIT in served and target != "local":
+                report(f"CW-NET-13: route table {table.name} (the {TRANSIT} segment) sends {dest} to a {target}: "
+                       "the Transit Gateway attachment's subnets route only inside the VPC (local)", holder.urn)
             if target == "local" or target == "VPC endpoint":
                 continue  # inside the VPC, or an S3/DynamoDB gateway endpoint (AWS's network)
-            for zone in sorted(z for z in served if z is not None) or ["(no zone)"]:
+            for zone in (sorted(z for z in served if z is not None and z != TRANSIT)
+                         or ([] if TRANSIT in served else ["(no zone)"])):
                 problem = _route_problem(zmap, zone, dest, target)
                 if problem:
                     report(f"CW-NET-13: route table {table.name} (zone '{zone}') sends {dest} to a {target}: "
@@ -467,7 +532,8 @@ def policies(zones: ZonesPolicy | None, level: EnforcementLevel = EnforcementLev
              "stack and the pack read the same file.", _stack_built_from(zones)),
         rule("cw-net-13-subnets-in-zones",
              "CW-NET-13 (cityward; IEC 62443-3-3 SR 5.1): every subnet lies in one zone of the zones policy by "
-             "its address and says so, or is the interface-endpoint segment.", _subnets_in_zones(zones)),
+             "its address and says so, or is the interface-endpoint or the transit (Transit Gateway attachment) "
+             "segment.", _subnets_in_zones(zones)),
         rule("cw-net-13-sg-rules-from-conduits",
              "CW-NET-13 (cityward; IEC 62443-3-3 SR 5.2; cf. FSBP EC2.18/EC2.19): every security-group rule opens "
              "only a flow a conduit of the zones policy declares, judged by its addresses and ports, not its tags.",

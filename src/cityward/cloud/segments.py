@@ -1,6 +1,7 @@
 """The segmented VPC and its zones as ComponentResources, declared from cityward.cloud.planning.
 
-A segment (a zone, or the endpoints segment) is one subnet per availability zone, a route table
+A segment (a zone, the endpoints segment, or the transit segment that holds the Transit Gateway's
+VPC attachment when the policy has field sites) is one subnet per availability zone, a route table
 with its routes INLINE and a NACL with its entries INLINE: the table and the NACL are each one
 resource, updated in place when conduits change, and a route or entry added outside Pulumi is
 removed by the next `pulumi up`. Security-group rules stay separate aws.vpc resources (CW-NET-03).
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from cityward.cloud.network import NetworkConfig
 
 ENDPOINT_SEGMENT = planning.ENDPOINT_SEGMENT
+TRANSIT_SEGMENT = planning.TRANSIT_SEGMENT
 
 
 def split_per_az(cidr: ipaddress.IPv4Network, count: int) -> list[ipaddress.IPv4Network]:
@@ -35,7 +37,7 @@ def split_per_az(cidr: ipaddress.IPv4Network, count: int) -> list[ipaddress.IPv4
 
 def plan_config(config: NetworkConfig) -> planning.PlanConfig:
     return planning.PlanConfig(config.name, config.vpc_cidr, config.endpoint_cidr, config.ephemeral_ports,
-                               config.zones_file)
+                               config.zones_file, config.transit_cidr)
 
 
 def _acl_entries(entries: list[planning.AclEntry], egress: bool) -> list[dict[str, Any]]:
@@ -80,7 +82,10 @@ class _Segment:
 
 class SegmentedVpc(pulumi.ComponentResource):
     """The VPC, its adopted (emptied) defaults, the internet gateway when a zone faces the
-    internet, and the endpoints segment with its security group (CW-NET-01/04/07)."""
+    internet, the endpoints segment with its security group (CW-NET-01/04/07) and, when the policy
+    has field sites, the transit segment for the Transit Gateway attachment (`transit`: subnets,
+    a route table with no route beyond `local`, a NACL admitting only the sites' conduit flows;
+    no security group: only the attachment's interfaces live there)."""
 
     def __init__(self, zones: ZonesPolicy, config: NetworkConfig) -> None:
         n = config.name
@@ -103,6 +108,12 @@ class SegmentedVpc(pulumi.ComponentResource):
         segment = _Segment(self, config, self.vpc, ENDPOINT_SEGMENT, "platform", config.endpoint_cidr,
                            planning.nacl_entries(zones, ENDPOINT_SEGMENT, plan_config(config)), [])
         self.subnets, self.route_table, self.nacl = segment.subnets, segment.route_table, segment.nacl
+        self.transit: _Segment | None = None
+        if zones.sites:
+            if config.transit_cidr is None:  # check_layout refuses it first; never attach elsewhere
+                raise ValueError("field sites need the transit segment (transitSubnetCidr)")
+            self.transit = _Segment(self, config, self.vpc, TRANSIT_SEGMENT, "platform", config.transit_cidr,
+                                    planning.nacl_entries(zones, TRANSIT_SEGMENT, plan_config(config)), [])
         self.security_group = aws.ec2.SecurityGroup(
             f"{n}-{ENDPOINT_SEGMENT}-sg",
             name=f"{n}-{ENDPOINT_SEGMENT}",

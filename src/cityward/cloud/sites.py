@@ -23,9 +23,8 @@ import pulumi
 import pulumi_aws as aws
 from ansible_collections.cityward.hardening.plugins.plugin_utils.zones import Site
 
+from cityward.cloud.types import SITE_TAG, ZONE_TAG
 from cityward.zones import ZonesPolicy
-
-SITE_TAG, ZONE_TAG = "cityward:site", "cityward:zone"
 
 # IKE proposals the tunnels accept (AWS's defaults also allow IKEv1, AES128, SHA1 and DH groups 2/5).
 IKE_VERSIONS = ["ikev2"]

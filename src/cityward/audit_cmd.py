@@ -6,11 +6,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from cityward.audit.report import aggregate, write_reports
-from cityward.audit.runner import resolve_inventory, run_audit
-from cityward.catalog import load_catalog
 from cityward.errors import CitywardError
-from cityward.inventory import validate_inventory
 
 FORMATS = ("html", "json", "junit", "sarif")
 EXIT_CODES = ("exit codes: 0 every mandatory control passed on every host; 1 a mandatory control failed or a host "
@@ -49,6 +45,12 @@ def summary_table(run) -> str:
 
 
 def _run(args) -> int:
+    # imported here: the audit pulls in the checks (and pytest); every other command starts faster
+    from cityward.audit.report import aggregate, write_reports
+    from cityward.audit.runner import resolve_inventory, run_audit
+    from cityward.catalog import load_catalog
+    from cityward.inventory import validate_inventory
+
     formats = _formats(args.format)
     inventory = Path(args.inventory)
     if not inventory.exists():

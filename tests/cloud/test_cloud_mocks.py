@@ -66,3 +66,33 @@ def test_property_dependencies_are_recorded_in_both_modes():
                                   first_preview=first_preview).resources
         assert subnet.dependencies == {"vpcId": [vpc.urn], "tags": [vpc.urn]}
         assert vpc.dependencies == {}
+
+
+def test_the_collector_is_paused_during_a_run_and_restored_after():
+    import gc
+
+    seen: list[bool] = []
+    run_program(lambda: seen.append(gc.isenabled()), project="p", stack="s", region="eu-west-1")
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(CitywardError):
+        run_program(lambda: 1 / 0, project="p", stack="s", region="eu-west-1")
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_graphs_of_one_evaluation_share_an_index_and_answer_as_a_plain_list(planned, planned_preview, preview):
+    from cityward.cloud.evaluate import stack_resources
+    from cityward.cloud.graph import Graph
+
+    stack = stack_resources((planned_preview if preview else planned).resources)
+    shared, plain = Graph(stack), Graph(list(stack))
+    assert shared._index is Graph(stack)._index and plain._index is not shared._index
+    routes = "aws:ec2/routeTableAssociation:RouteTableAssociation"
+    tables = ("aws:ec2/routeTable:RouteTable", "aws:ec2/defaultRouteTable:DefaultRouteTable")
+    for graph in (shared, plain):
+        assert [r.urn for r in graph.of(routes)] == [r.urn for r in stack if r.resource_type == routes]
+    for assoc in shared.of(routes):
+        found = shared.ref(assoc, "routeTableId", *tables)
+        assert found is plain.ref(assoc, "routeTableId", *tables)
+        assert found is not None  # every association names a table of this stack, known or not
+        assert assoc in shared.referencing(found, "routeTableId", routes)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
+import gc
 import os
 import sys
 
@@ -37,13 +40,20 @@ def register(sub) -> None:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    # imported here so other cityward commands do not pay for loading Pulumi (nor need it installed)
+    # imported here so other cityward commands do not pay for loading Pulumi (nor need it installed);
+    # the garbage collector paused while they load, as during the plan (cityward.cloud.mocks)
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         from cityward.cloud.plan import plan
         from cityward.cloud.render import render_json, render_table
     except ImportError as exc:
         raise CitywardError(f"cloud plan needs the Pulumi SDK ({exc.name} is missing): "
                             "pip install 'cityward[cloud]'") from None
+    finally:
+        if enabled:
+            gc.enable()
+    _freeze_at_exit()
 
     result = plan(args.stack, args.project, first_preview=args.first_preview)
     try:
@@ -51,3 +61,12 @@ def run_plan(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `cityward cloud plan | head`: the reader left, nothing to report
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout again at exit
     return 1 if result.mandatory else 0
+
+
+@functools.cache
+def _freeze_at_exit() -> None:
+    """At exit, before the interpreter tears its modules down, move every object out of the
+    collector's reach: its last full collection over Pulumi's and pulumi_aws's objects cost
+    ~0.8 s of each `cityward cloud plan` (measured) and frees nothing that outlives the process.
+    Registered once per process; in-process callers (tests) keep their collector until exit."""
+    atexit.register(gc.freeze)

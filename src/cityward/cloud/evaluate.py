@@ -31,6 +31,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
+from cityward.cloud.graph import StackResources
 from cityward.cloud.mocks import PlannedResource
 from cityward.errors import CitywardError
 
@@ -92,9 +93,12 @@ def policy_props(props: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def stack_resources(resources: Sequence[PlannedResource]) -> list[PolicyResource]:
-    """The stack as a stack policy sees it: outputs, and dependencies joined to the resources."""
-    found = [PolicyResource(r.type, policy_props(r.outputs), r.urn, r.name, _options(), None, None, [], {})
-             for r in resources]
+    """The stack as a stack policy sees it: outputs, and dependencies joined to the resources.
+
+    A StackResources: every rule's Graph over it shares one index (by type, URN, id and ARN)."""
+    found = StackResources(
+        PolicyResource(r.type, policy_props(r.outputs), r.urn, r.name, _options(), None, None, [], {})
+        for r in resources)
     by_urn = {p.urn: p for p in found}
     for planned, resource in zip(resources, found, strict=True):
         seen: set[str] = set()
@@ -112,17 +116,18 @@ def evaluate(resources: Sequence[PlannedResource], policies: Iterable[Policy],
     # built once and shared by every policy: rules only read them
     stack = stack_resources(resources)
     inputs = [policy_props(r.inputs) for r in resources]
+    by_urn = {r.urn: r for r in resources}
     violations: list[Violation] = []
     for policy in policies:
         level = policy.enforcement_level or default_level
         if level != EnforcementLevel.DISABLED:
-            violations.extend(_evaluate_one(policy, level, resources, inputs, stack))
+            violations.extend(_evaluate_one(policy, level, resources, inputs, stack, by_urn))
     return violations
 
 
 def _evaluate_one(policy: Policy, level: EnforcementLevel, resources: Sequence[PlannedResource],
-                  inputs: list[Mapping[str, Any]], stack_resources: list[PolicyResource]) -> list[Violation]:
-    by_urn = {r.urn: r for r in resources}
+                  inputs: list[Mapping[str, Any]], stack_resources: list[PolicyResource],
+                  by_urn: Mapping[str, PlannedResource]) -> list[Violation]:
     found: list[Violation] = []
 
     def reporter(resource: PlannedResource | None) -> Callable[..., None]:

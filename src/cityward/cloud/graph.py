@@ -12,6 +12,7 @@ a violation: it fails closed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence, Sized
 from typing import Any
 
@@ -58,7 +59,9 @@ def peek(props: Any, key: str, default: Any = None) -> Any:
     if not isinstance(props, Mapping):
         return default
     try:
-        if key not in list(props):
+        # `in`, not `in list(props)`: O(1); a proxy answers it by reading the value, so an unknown
+        # one raises here as below
+        if key not in props:
             return default
         value = props[key]
     except UnknownValueError:
@@ -95,14 +98,62 @@ def items(value: Any) -> list:
     return [value]
 
 
+class StackResources(list):
+    """The stack's resources as an evaluation hands them to every stack policy (a list), with the
+    lookups a Graph needs built once and shared by every rule's Graph over it. Read-only."""
+
+    @functools.cached_property
+    def index(self) -> _Index:
+        return _Index(self)
+
+
+class _Index:
+    """Resources by type, by URN, and by the known ids and ARNs naming them, in stack order."""
+
+    def __init__(self, resources: Sequence[Any]) -> None:
+        self.by_type: dict[str, list] = {}
+        self.by_urn = {r.urn: r for r in resources}
+        self.by_name: dict[Any, list] = {}
+        for r in resources:
+            self.by_type.setdefault(r.resource_type, []).append(r)
+            for name in _keys(peek(r.props, "id"), peek(r.props, "arn")):
+                self.by_name.setdefault(name, []).append(r)
+
+    def named(self, value: Any) -> list:
+        """Resources whose known id or ARN is `value` (a list or object names none)."""
+        try:
+            return self.by_name.get(value, [])
+        except TypeError:
+            return []
+
+
+def _keys(*values: Any) -> list:
+    """The known, hashable ones of `values`, each once."""
+    keys: list = []
+    for value in values:
+        if value is None or value is UNKNOWN:
+            continue
+        try:
+            hash(value)
+        except TypeError:
+            continue
+        if value not in keys:
+            keys.append(value)
+    return keys
+
+
 class Graph:
     """The stack's resources with lookups that work before any of them exists."""
 
     def __init__(self, resources: Iterable[Any]) -> None:
         self.resources = list(resources)
-        self._by_urn = {r.urn: r for r in self.resources}
+        # one index per evaluation (StackResources), else one per Graph; either way no lookup scans
+        self._index = resources.index if isinstance(resources, StackResources) else _Index(self.resources)
+        self._by_urn = self._index.by_urn
 
     def of(self, *types: str) -> list:
+        if len(types) == 1:
+            return list(self._index.by_type.get(types[0], ()))
         return [r for r in self.resources if r.resource_type in types]
 
     def ref(self, resource: Any, key: str, *types: str) -> Any:
@@ -115,8 +166,8 @@ class Graph:
         if value is None:
             return None
         if value is not UNKNOWN:
-            for candidate in self.of(*types):
-                if value in (peek(candidate.props, "id"), peek(candidate.props, "arn")):
+            for candidate in self._index.named(value):
+                if candidate.resource_type in types:
                     return candidate
             return None
         return self.dependency(resource, key, *types)

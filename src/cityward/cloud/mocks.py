@@ -14,9 +14,11 @@ dependencies (which resources a property was computed from) are recorded, as the
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,6 +181,21 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: a run allocates hundreds of thousands of short-lived
+    objects (futures, Outputs, pulumi_aws's classes as its modules load), and the collector walking
+    the whole heap over and over cost 0.7 to 0.9 s of the plan's ~3 s to free a few MB (peak
+    memory measured the same either way). The previous state is restored after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 @dataclass
 class ProgramRun:
     resources: list[PlannedResource]
@@ -201,7 +218,8 @@ def run_program(program: Callable[[], Any], *, project: str, stack: str, region:
     # pulumi.runtime.test drops what an earlier (failed) run left pending, runs the program and
     # waits for all its outputs.
     try:
-        pulumi.runtime.test(program)()
+        with collector_paused():
+            pulumi.runtime.test(program)()
     except CitywardError:
         raise
     except Exception as exc:

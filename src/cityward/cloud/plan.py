@@ -19,7 +19,7 @@ from pulumi_policy import Policy
 
 from cityward.cloud import network, project, rules
 from cityward.cloud.evaluate import Violation, evaluate
-from cityward.cloud.mocks import PlannedResource, run_program
+from cityward.cloud.mocks import PlannedResource, collector_paused, run_program
 from cityward.zones import ZonesPolicy, load_zones
 
 
@@ -83,8 +83,11 @@ def policies(zones: ZonesPolicy) -> list[Policy]:
 
 def plan(stack: str = "example", project_folder: str | Path | None = None, first_preview: bool = False) -> Plan:
     started = time.perf_counter()
-    inputs = load_stack(stack, project_folder)
-    run = run_stack(inputs, stack=stack, first_preview=first_preview)
-    violations = evaluate(run.resources, policies(inputs.zones), rules.ENFORCEMENT_LEVEL)
-    return Plan(stack, inputs.config_file, run.resources, violations, run.warnings, time.perf_counter() - started,
+    with collector_paused():
+        inputs = load_stack(stack, project_folder)
+        run = run_stack(inputs, stack=stack, first_preview=first_preview)
+        violations = evaluate(run.resources, policies(inputs.zones), rules.ENFORCEMENT_LEVEL)
+    # the mock monitor answers on a thread pool, so registration order varies: sorted, plans diff
+    resources = sorted(run.resources, key=lambda r: r.urn)
+    return Plan(stack, inputs.config_file, resources, violations, run.warnings, time.perf_counter() - started,
                 first_preview)

@@ -148,6 +148,17 @@ def open_traffic_selector(s: Stack) -> None:
     s.set(f"{DEPOT}-vpn", "localIpv4NetworkCidr", "0.0.0.0/0")
 
 
+def attachment_in_endpoint_subnets(s: Stack) -> None:
+    s.point(f"{NAME}-vpc-attachment", "subnetIds", "cityward-endpoints-eu-west-1a", "id")
+    attachment = s.named(f"{NAME}-vpc-attachment")
+    for props in (attachment.inputs, attachment.outputs):
+        props["subnetIds"] = [props["subnetIds"]]
+
+
+def second_vpc_attachment(s: Stack) -> None:
+    s.add_copy(f"{NAME}-vpc-attachment", "partner-vpc-attachment")
+
+
 MUTATIONS = [
     # (id, mutation, rule expected, resource named in the message, text in the message)
     ("vpn-route-to-zone-without-conduit", vpn_route_to_enterprise, "cw-net-16-site-routes-follow-conduits",
@@ -174,6 +185,10 @@ MUTATIONS = [
      "virtual private gateway"),
     ("open-traffic-selector", open_traffic_selector, "cw-net-16-sites-have-vpn-on-tgw", f"{DEPOT}-vpn",
      "must carry only the site's 10.60.1.0/24"),
+    ("attachment-in-endpoint-subnets", attachment_in_endpoint_subnets, "cw-net-16-vpc-attachment-in-transit-segment",
+     f"{NAME}-vpc-attachment", "sits in subnet cityward-endpoints-eu-west-1a (endpoints)"),
+    ("second-vpc-attachment", second_vpc_attachment, "cw-net-16-vpc-attachment-in-transit-segment",
+     f"{NAME}-tgw", "has 2 VPC attachments"),
 ]
 
 
@@ -182,7 +197,7 @@ MUTATIONS = [
 
 def test_site_rules_are_named_for_their_control_and_mandatory(site_rules):
     names = [p.name for p in site_rules]
-    assert len(names) == len(set(names)) == 8
+    assert len(names) == len(set(names)) == 9
     for policy in site_rules:
         assert policy.name.startswith("cw-net-16-") and policy.description.startswith("CW-NET-16"), policy.name
         assert re.search(r"CKV2?_AWS_\d+|FSBP|cityward", policy.description), policy.name

@@ -22,6 +22,7 @@ from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs
 from cityward.cloud.graph import UNKNOWN, Graph, items, peek
 from cityward.cloud.types import (
     CUSTOMER_GATEWAY,
+    SUBNET,
     TGW,
     TGW_ASSOCIATION,
     TGW_DEFAULT_ASSOCIATION,
@@ -29,8 +30,10 @@ from cityward.cloud.types import (
     TGW_PROPAGATION,
     TGW_ROUTE,
     TGW_ROUTE_TABLE,
+    VPC,
     VPC_ATTACHMENT,
     VPN,
+    ZONE_TAG,
 )
 from cityward.zones import ZonesPolicy
 
@@ -223,6 +226,44 @@ def _no_default_route_tables(s: _Sites, report: ReportViolation) -> None:
                "attachment would route through it", resource.urn)
 
 
+TRANSIT_SEGMENT = "transit"  # the segment the stack gives the attachment (its NACL holds the site flows)
+
+
+def _attachment_subnets(s: _Sites, attachment: Any) -> list[Any]:
+    """The subnets an attachment uses: by id when known, else the subnets `subnetIds` was computed from."""
+    ids = items(peek(attachment.props, "subnetIds"))
+    if ids and all(i is not UNKNOWN for i in ids):
+        by_id = {peek(n.props, "id"): n for n in s.graph.of(SUBNET)}
+        return [by_id.get(i) for i in ids]
+    deps = getattr(attachment, "property_dependencies", None) or {}
+    found = [d for d in deps.get("subnetIds", []) if d.resource_type == SUBNET]
+    return found if found else [UNKNOWN]
+
+
+def _one_attachment_in_transit(s: _Sites, report: ReportViolation) -> None:
+    vpcs = s.graph.of(VPC)
+    for tgw in s.graph.of(TGW):
+        attached = [a for a in s.graph.of(VPC_ATTACHMENT) if s.graph.ref(a, "transitGatewayId", TGW) in (tgw, UNKNOWN)]
+        if len(attached) > 1:
+            report(f"Transit Gateway {tgw.name} has {len(attached)} VPC attachments "
+                   f"({', '.join(a.name for a in attached)}): field sites reach this stack's VPC alone", tgw.urn)
+    for attachment in s.graph.of(VPC_ATTACHMENT):
+        vpc = s.graph.ref(attachment, "vpcId", VPC)
+        if vpc is UNKNOWN:
+            report(_cannot(f"VPC attachment {attachment.name}: its VPC"), attachment.urn)
+        elif vpc not in vpcs:
+            report(f"VPC attachment {attachment.name} attaches a VPC outside this stack", attachment.urn)
+        for subnet in _attachment_subnets(s, attachment):
+            if subnet is UNKNOWN:
+                report(_cannot(f"VPC attachment {attachment.name}: its subnets"), attachment.urn)
+                continue
+            zone = None if subnet is None else peek(peek(subnet.props, "tags") or {}, ZONE_TAG)
+            if zone != TRANSIT_SEGMENT:
+                where = "a subnet outside this stack" if subnet is None else f"subnet {subnet.name} ({zone})"
+                report(f"VPC attachment {attachment.name} sits in {where}; it belongs in the transit segment, "
+                       "whose NACL admits only the field sites' conduit flows", attachment.urn)
+
+
 def _no_propagation(s: _Sites, report: ReportViolation) -> None:
     for resource in s.graph.of(TGW_PROPAGATION, TGW_DEFAULT_PROPAGATION):
         report(f"{resource.name} propagates an attachment's routes into a TGW route table: only the static "
@@ -378,6 +419,11 @@ def policies(zones: ZonesPolicy) -> list[StackValidationPolicy]:
             "not auto-accept shared attachments; VPC attachments use no default route table (FSBP EC2.23, "
             "Checkov CKV_AWS_331, AWS Config ec2-transit-gateway-auto-vpc-attach-disabled)",
             zones, _no_default_route_tables),
+        _stack_rule(
+            "cw-net-16-vpc-attachment-in-transit-segment",
+            f"{see}: each Transit Gateway has one VPC attachment, of this stack's VPC, in the transit "
+            "segment's subnets (whose NACL admits only the field sites' conduit flows)",
+            zones, _one_attachment_in_transit),
         _stack_rule(
             "cw-net-16-tgw-no-propagation",
             f"{see}: no TGW route propagation at all; only static routes generated from the conduits",

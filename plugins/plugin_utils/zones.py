@@ -163,6 +163,15 @@ class ZonesPolicy(_Strict):
         """Where a zone's hosts live: its CIDR, then the CIDRs of its field sites."""
         return [self.cidr_of(zone), *(s.cidr for s in self.sites_of(zone))]
 
+    def site_of(self, net: Any) -> Site | None:
+        """The field site whose network holds the address range `net`, or None."""
+        return next((s for s in self.sites.values() if net.version == 4 and net.subnet_of(s.cidr)), None)
+
+    def zone_of(self, net: Any) -> str | None:
+        """The zone whose CIDR or one of whose field sites holds `net`, or None."""
+        found = {z for z in self.zones for n in self.networks_of(z) if net.version == 4 and net.subnet_of(n)}
+        return found.pop() if len(found) == 1 else None
+
     def peers_of(self, zone: str) -> list[str]:
         """Zones that have a conduit with `zone` in either direction (the internet excluded)."""
         peers = {c.to for c in self.conduits_from(zone)} | {c.from_ for c in self.conduits_to(zone)}

@@ -166,18 +166,22 @@ class Graph:
         if value is None:
             return None
         if value is not UNKNOWN:
-            for candidate in self._index.named(value):
-                if candidate.resource_type in types:
-                    return candidate
-            return None
+            return self.named(value, *types)
         return self.dependency(resource, key, *types)
+
+    def named(self, value: Any, *types: str) -> Any:
+        """The resource of `types` whose known id or ARN is `value`, else None."""
+        return next((c for c in self._index.named(value) if c.resource_type in types), None)
+
+    def dependencies(self, resource: Any, key: str, *types: str) -> list:
+        """The resources (of `types`, or of any type) that property `key` was computed from, each once."""
+        deps = getattr(resource, "property_dependencies", None) or {}
+        return list({d.urn: d for d in deps.get(key, []) if not types or d.resource_type in types}.values())
 
     def dependency(self, resource: Any, key: str, *types: str) -> Any:
         """The one resource of `types` that property `key` was computed from, else UNKNOWN."""
-        deps = getattr(resource, "property_dependencies", None) or {}
-        found = [d for d in deps.get(key, []) if d.resource_type in types]
-        unique = {d.urn: d for d in found}
-        return next(iter(unique.values())) if len(unique) == 1 else UNKNOWN
+        found = self.dependencies(resource, key, *types)
+        return found[0] if len(found) == 1 else UNKNOWN
 
     def referencing(self, target: Any, key: str, *types: str) -> list:
         """Resources of `types` whose `key` names `target` (by id, or by dependency at preview)."""

@@ -68,6 +68,7 @@ from cityward.cloud.types import (
     ZONE_TAG,
     ZONES_TAG,
 )
+from cityward.cloud.values import all_protocols, cannot_decide, is_false, is_true, number, protocol_name
 
 ENFORCEMENT_LEVEL = EnforcementLevel.MANDATORY
 
@@ -86,33 +87,10 @@ MIN_LOG_RETENTION_DAYS = 365
 # --- small helpers -------------------------------------------------------------------------
 
 
-def _num(value: Any) -> int | None:
-    try:
-        return None if value is None or isinstance(value, bool) else int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def _false(value: Any) -> bool:
-    return value is False or (isinstance(value, str) and value.lower() == "false")
-
-
-def _all_protocols(protocol: Any) -> bool:
-    return str(protocol).lower() in ("-1", "all")
-
-
-def _proto_name(protocol: Any) -> str:
-    return {"6": "tcp", "17": "udp"}.get(str(protocol).lower(), str(protocol).lower())
-
-
 def _port_range(props: Mapping[str, Any], proto_key: str) -> tuple[int, int]:
     """(from, to) a rule opens; all protocols, or no ports given, means every port."""
-    low, high = _num(props.get("fromPort")), _num(props.get("toPort"))
-    if _all_protocols(props.get(proto_key)) or (low is None and high is None):
+    low, high = number(props.get("fromPort")), number(props.get("toPort"))
+    if all_protocols(props.get(proto_key)) or (low is None and high is None):
         return (0, 65535)
     low = high if low is None else low
     high = low if high is None else high
@@ -148,10 +126,6 @@ def _listify(value: Any) -> list:
     return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
 
 
-def undecided(control: str, what: str) -> str:
-    return f"{control}: cannot decide at preview: {what}"
-
-
 def _deciding(name: str, validate: Callable) -> Callable:
     """`validate`, failing closed: a value it needs that is unknown (first preview) is a violation.
 
@@ -163,7 +137,7 @@ def _deciding(name: str, validate: Callable) -> Callable:
         try:
             validate(args, report)
         except UnknownValueError as exc:
-            report(undecided(control, f"{exc.message} ({getattr(args, 'name', 'the stack')})"))
+            report(cannot_decide(f"{exc.message} ({getattr(args, 'name', 'the stack')})", control))
 
     return run
 
@@ -187,30 +161,30 @@ def _ingress_entries(args: ResourceValidationArgs) -> Iterable[tuple[list[str], 
     p = args.props
     if args.resource_type == SG_INGRESS:
         yield [c for c in (p.get("cidrIpv4"), p.get("cidrIpv6")) if c], _port_range(p, "ipProtocol"), \
-            _proto_name(p.get("ipProtocol"))
+            protocol_name(p.get("ipProtocol"))
     elif args.resource_type == SG_RULE_LEGACY and p.get("type") == "ingress":
         yield _listify(p.get("cidrBlocks")) + _listify(p.get("ipv6CidrBlocks")), _port_range(p, "protocol"), \
-            _proto_name(p.get("protocol"))
+            protocol_name(p.get("protocol"))
     elif args.resource_type in (SECURITY_GROUP, DEFAULT_SG):
         for rule in _listify(p.get("ingress")):
             yield _listify(rule.get("cidrBlocks")) + _listify(rule.get("ipv6CidrBlocks")), \
-                _port_range(rule, "protocol"), _proto_name(rule.get("protocol"))
+                _port_range(rule, "protocol"), protocol_name(rule.get("protocol"))
 
 
 def _nacl_ingress_allows(args: ResourceValidationArgs) -> Iterable[tuple[str, tuple[int, int], str]]:
     """(source CIDR, port range, protocol) of every allow-ingress NACL entry."""
     p = args.props
     if args.resource_type == NETWORK_ACL_RULE:
-        if not _true(p.get("egress")) and str(p.get("ruleAction", "")).lower() == "allow":
+        if not is_true(p.get("egress")) and str(p.get("ruleAction", "")).lower() == "allow":
             for cidr in (p.get("cidrBlock"), p.get("ipv6CidrBlock")):
                 if cidr:
-                    yield cidr, _port_range(p, "protocol"), _proto_name(p.get("protocol"))
+                    yield cidr, _port_range(p, "protocol"), protocol_name(p.get("protocol"))
     elif args.resource_type in (NETWORK_ACL, DEFAULT_NACL):
         for entry in _listify(p.get("ingress")):
             if str(entry.get("action", "")).lower() == "allow":
                 for cidr in (entry.get("cidrBlock"), entry.get("ipv6CidrBlock")):
                     if cidr:
-                        yield cidr, _port_range(entry, "protocol"), _proto_name(entry.get("protocol"))
+                        yield cidr, _port_range(entry, "protocol"), protocol_name(entry.get("protocol"))
 
 
 # --- CW-NET-01 -----------------------------------------------------------------------------
@@ -304,9 +278,8 @@ def _routes_by_table(graph: Graph) -> dict[Any, list[tuple[Mapping[str, Any], An
 def _target_label(graph: Graph, owner: Any, dep_key: str, value: Any, *types: str) -> str:
     if value is not UNKNOWN:
         return str(value)
-    found = [d.name for d in (getattr(owner, "property_dependencies", None) or {}).get(dep_key, [])
-             if d.resource_type in types]
-    return found[0] if len(found) == 1 else "(unknown until created)"
+    found = graph.dependency(owner, dep_key, *types)
+    return "(unknown until created)" if found is UNKNOWN else found.name
 
 
 def _internet_target(graph: Graph, route: Any, owner: Any, under: str) -> Any:
@@ -316,11 +289,10 @@ def _internet_target(graph: Graph, route: Any, owner: Any, under: str) -> Any:
     gateway = peek(route, "gatewayId")
     dep_key = under or "gatewayId"
     if gateway is UNKNOWN:
-        deps = (getattr(owner, "property_dependencies", None) or {}).get(dep_key, [])
-        igws = [d for d in deps if d.resource_type == INTERNET_GATEWAY]
+        igws = graph.dependencies(owner, dep_key, INTERNET_GATEWAY)
         if igws:
             return f"internet gateway {igws[0].name}"
-        if not deps:
+        if not graph.dependencies(owner, dep_key):
             return UNKNOWN
     elif gateway and (str(gateway).startswith("igw-") or any(
             gateway == peek(g.props, "id") for g in graph.of(INTERNET_GATEWAY))):
@@ -370,21 +342,21 @@ def _ot_no_internet_route(args: StackValidationArgs, report: ReportViolation) ->
             continue
         table = tables.get(subnet.urn)
         if table is UNKNOWN:
-            report(undecided("CW-NET-02", f"which route table OT subnet {subnet.name} uses"), subnet.urn)
+            report(cannot_decide(f"which route table OT subnet {subnet.name} uses", "CW-NET-02"), subnet.urn)
             continue
         where = _table_label(graph, table)
         for route, owner, under in routes.get(table, []) if table is not None else []:
             target = _internet_target(graph, route, owner, under)
             if target is UNKNOWN:
-                report(undecided("CW-NET-02", f"the target of route {owner.name} (OT subnet {subnet.name}, "
-                                 f"route table {where})"), subnet.urn)
+                report(cannot_decide(f"the target of route {owner.name} (OT subnet {subnet.name}, "
+                                 f"route table {where})", "CW-NET-02"), subnet.urn)
             elif target:
                 report(f"CW-NET-02: OT subnet {subnet.name} routes {_destination(route)} to {target} "
                        f"(route table {where})", subnet.urn)
         for route, owner, under in routes.get(UNKNOWN, []):  # a route whose table is unknown may be this one
             if _internet_target(graph, route, owner, under) is not None:
-                report(undecided("CW-NET-02", f"the route table of route {owner.name}, which may serve OT subnet "
-                                 f"{subnet.name}"), subnet.urn)
+                report(cannot_decide(f"the route table of route {owner.name}, which may serve OT subnet "
+                                 f"{subnet.name}", "CW-NET-02"), subnet.urn)
 
 
 def _igw_routes_dmz_only(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -401,8 +373,8 @@ def _igw_routes_dmz_only(args: StackValidationArgs, report: ReportViolation) -> 
             internet = target is not UNKNOWN and bool(target) and target.startswith("internet gateway")
             unsure = table is UNKNOWN or kinds.get(UNKNOWN, set()) - {"dmz"} or (target is UNKNOWN and served)
             if (internet or target is UNKNOWN) and unsure:
-                report(undecided("CW-NET-02", f"whether route {owner.name} sends traffic to the internet gateway "
-                                 "from subnets outside the DMZ"), owner.urn)
+                report(cannot_decide(f"whether route {owner.name} sends traffic to the internet gateway "
+                                 "from subnets outside the DMZ", "CW-NET-02"), owner.urn)
             elif internet and served:
                 report(f"CW-NET-02: route table {_table_label(graph, table)} sends traffic to the {target} but "
                        f"serves {', '.join(sorted(served))} subnets; only DMZ route tables may")
@@ -463,9 +435,9 @@ def _sg_rule_traces_conduit(args: ResourceValidationArgs, report: ReportViolatio
         report(f"CW-NET-03: rule {args.name} has no '{CONDUIT_TAG}' tag of the form from->to:proto/port "
                f"(got {conduit!r}); every rule must come from a conduit")
         return
-    if _proto_name(p.get("ipProtocol")) != proto or _port_range(p, "ipProtocol") != (int(port), int(port)):
-        report(f"CW-NET-03: rule {args.name} opens {p.get('ipProtocol')} {_num(p.get('fromPort'))}-"
-               f"{_num(p.get('toPort'))} but its conduit is {conduit}")
+    if protocol_name(p.get("ipProtocol")) != proto or _port_range(p, "ipProtocol") != (int(port), int(port)):
+        report(f"CW-NET-03: rule {args.name} opens {p.get('ipProtocol')} {number(p.get('fromPort'))}-"
+               f"{number(p.get('toPort'))} but its conduit is {conduit}")
 
 
 def _sg_no_all_egress_to_world(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -478,7 +450,7 @@ def _sg_no_all_egress_to_world(args: ResourceValidationArgs, report: ReportViola
         entries = [(_listify(e.get("cidrBlocks")) + _listify(e.get("ipv6CidrBlocks")), e.get("protocol"))
                    for e in _listify(p.get("egress"))]
     for cidrs, protocol in entries:
-        if _all_protocols(protocol) and any(c in WORLD for c in cidrs):
+        if all_protocols(protocol) and any(c in WORLD for c in cidrs):
             report("CW-NET-03: egress of all traffic to the internet; open only the conduits' ports")
 
 
@@ -508,7 +480,7 @@ def _defaults_adopted(args: StackValidationArgs, report: ReportViolation) -> Non
             if found:
                 continue
             if UNKNOWN in refs:
-                report(undecided("CW-NET-04", f"whether VPC {vpc.name} adopts its default {what}"), vpc.urn)
+                report(cannot_decide(f"whether VPC {vpc.name} adopts its default {what}", "CW-NET-04"), vpc.urn)
             else:
                 report(f"CW-NET-04: VPC {vpc.name} does not adopt its default {what} to strip {rules}", vpc.urn)
 
@@ -523,7 +495,7 @@ def _vpc_flow_logs(args: StackValidationArgs, report: ReportViolation) -> None:
         mine = [f for f, target in logs if target is vpc]
         complete = [f for f in mine if str(f.props.get("trafficType")).upper() == "ALL"]
         if not complete and any(target is UNKNOWN for _, target in logs):
-            report(undecided("CW-NET-05", f"which VPC each flow log watches (VPC {vpc.name})"), vpc.urn)
+            report(cannot_decide(f"which VPC each flow log watches (VPC {vpc.name})", "CW-NET-05"), vpc.urn)
         elif not complete:
             report(f"CW-NET-05: VPC {vpc.name} has no flow log capturing ALL traffic", vpc.urn)
         for flow in complete:
@@ -532,7 +504,7 @@ def _vpc_flow_logs(args: StackValidationArgs, report: ReportViolation) -> None:
             # a log group the stack manages: its ARN (known), or computed from it (preview)
             group = graph.ref(flow, "logDestination", LOG_GROUP)
             if group is UNKNOWN:
-                report(undecided("CW-NET-05", f"which log group flow log {flow.name} writes to"), flow.urn)
+                report(cannot_decide(f"which log group flow log {flow.name} writes to", "CW-NET-05"), flow.urn)
             elif group is None:
                 report(f"CW-NET-05: flow log {flow.name} writes to a log group this stack does not manage "
                        "(its encryption and retention cannot be checked)", flow.urn)
@@ -552,7 +524,7 @@ def _log_group_kms(args: ResourceValidationArgs, report: ReportViolation) -> Non
 
 
 def _log_group_retention(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    days = _num(args.props.get("retentionInDays"))
+    days = number(args.props.get("retentionInDays"))
     if days is None or days < MIN_LOG_RETENTION_DAYS:
         report(f"CW-NET-05: log group keeps logs {days} days; set retentionInDays >= {MIN_LOG_RETENTION_DAYS}")
 
@@ -565,9 +537,9 @@ def _kms_rotation(args: ResourceValidationArgs, report: ReportViolation) -> None
     spec = p.get("customerMasterKeySpec") or "SYMMETRIC_DEFAULT"
     if spec != "SYMMETRIC_DEFAULT" or p.get("keyUsage", "ENCRYPT_DECRYPT") != "ENCRYPT_DECRYPT":
         return  # AWS rotates only symmetric encryption keys
-    if not _true(p.get("enableKeyRotation")):
+    if not is_true(p.get("enableKeyRotation")):
         report("CW-NET-06: KMS key does not rotate (enableKeyRotation)")
-    period = _num(p.get("rotationPeriodInDays"))
+    period = number(p.get("rotationPeriodInDays"))
     if period is not None and period > 365:
         report(f"CW-NET-06: KMS key rotates every {period} days; at most 365")
 
@@ -579,7 +551,7 @@ def _endpoint_private_dns(args: ResourceValidationArgs, report: ReportViolation)
     p = args.props
     if str(p.get("vpcEndpointType", "Gateway")) != "Interface":
         return
-    if not _true(p.get("privateDnsEnabled")):
+    if not is_true(p.get("privateDnsEnabled")):
         report(f"CW-NET-07: interface endpoint {p.get('serviceName')} has no private DNS; instances would "
                "resolve the public service address")
     if not items(peek(p, "securityGroupIds")):
@@ -594,7 +566,7 @@ def _session_manager_endpoints(args: StackValidationArgs, report: ReportViolatio
         present = {str(e.props.get("serviceName", "")).rsplit(".", 1)[-1] for e, target in endpoints if target is vpc}
         missing = [s for s in SESSION_MANAGER_SERVICES if s not in present]
         if missing and any(target is UNKNOWN for _, target in endpoints):
-            report(undecided("CW-NET-07", f"which VPC each interface endpoint serves (VPC {vpc.name})"), vpc.urn)
+            report(cannot_decide(f"which VPC each interface endpoint serves (VPC {vpc.name})", "CW-NET-07"), vpc.urn)
         elif missing:
             report(f"CW-NET-07: VPC {vpc.name} lacks interface endpoints for {', '.join(missing)}; operators use "
                    "Session Manager without any internet path", vpc.urn)
@@ -614,11 +586,9 @@ def _endpoint_groups(graph: Graph, endpoint: Any) -> list:
     found: list = []
     for sg_id in items(peek(endpoint.props, "securityGroupIds")):
         if sg_id is UNKNOWN:  # on a preview each unknown id came from one of the groups it depends on
-            deps = [d for d in endpoint.property_dependencies.get("securityGroupIds", [])
-                    if d.resource_type == SECURITY_GROUP] if getattr(endpoint, "property_dependencies", None) else []
-            found += deps or [UNKNOWN]
+            found += graph.dependencies(endpoint, "securityGroupIds", SECURITY_GROUP) or [UNKNOWN]
         else:
-            found.append(next((g for g in graph.of(SECURITY_GROUP) if peek(g.props, "id") == sg_id), sg_id))
+            found.append(graph.named(sg_id, SECURITY_GROUP) or sg_id)
     return list({id(g): g for g in found}.values())
 
 
@@ -630,12 +600,12 @@ def _endpoint_sg_https_from_vpc(args: StackValidationArgs, report: ReportViolati
             continue
         vpc = graph.ref(endpoint, "vpcId", VPC)
         if vpc is UNKNOWN:
-            report(undecided("CW-NET-07", f"which VPC endpoint {endpoint.name} is in"), endpoint.urn)
+            report(cannot_decide(f"which VPC endpoint {endpoint.name} is in", "CW-NET-07"), endpoint.urn)
             continue
         vpc_cidr = ipaddress.ip_network(vpc.props["cidrBlock"]) if vpc and vpc.props.get("cidrBlock") else None
         for group in _endpoint_groups(graph, endpoint):
             if group is UNKNOWN:
-                report(undecided("CW-NET-07", f"which security groups endpoint {endpoint.name} uses"), endpoint.urn)
+                report(cannot_decide(f"which security groups endpoint {endpoint.name} uses", "CW-NET-07"), endpoint.urn)
                 continue
             if isinstance(group, str):
                 label, mine = group, [r for r in rules if peek(r.props, "securityGroupId") == group]
@@ -647,11 +617,11 @@ def _endpoint_sg_https_from_vpc(args: StackValidationArgs, report: ReportViolati
                        endpoint.urn)
             for rule in mine:
                 p = rule.props
-                https = _proto_name(p.get("ipProtocol")) == "tcp" and _port_range(p, "ipProtocol") == (443, 443)
+                https = protocol_name(p.get("ipProtocol")) == "tcp" and _port_range(p, "ipProtocol") == (443, 443)
                 from_vpc = vpc_cidr is not None and _inside(p.get("cidrIpv4"), [vpc_cidr])
                 if not (https and (from_vpc or has(p, "referencedSecurityGroupId"))) or p.get("cidrIpv6"):
                     report(f"CW-NET-07: endpoint security group rule {rule.name} allows {p.get('ipProtocol')} "
-                           f"{_num(p.get('fromPort'))}-{_num(p.get('toPort'))} from "
+                           f"{number(p.get('fromPort'))}-{number(p.get('toPort'))} from "
                            f"{p.get('cidrIpv4') or p.get('cidrIpv6') or p.get('prefixListId')}; only tcp 443 from "
                            "the VPC", rule.urn)
 
@@ -664,7 +634,7 @@ def _ssh_only_from_management(args: StackValidationArgs, report: ReportViolation
     graph = Graph(args.resources)
     for rule in graph.of(SG_INGRESS):
         p = rule.props
-        if _proto_name(p.get("ipProtocol")) not in ("tcp", "-1", "all") or not _covers(
+        if protocol_name(p.get("ipProtocol")) not in ("tcp", "-1", "all") or not _covers(
                 _port_range(p, "ipProtocol"), 22):
             continue
         source = p.get("cidrIpv4") or p.get("cidrIpv6")
@@ -672,7 +642,7 @@ def _ssh_only_from_management(args: StackValidationArgs, report: ReportViolation
             continue
         group = None if source else graph.ref(rule, "referencedSecurityGroupId", SECURITY_GROUP)
         if group is UNKNOWN:
-            report(undecided("CW-NET-07", f"which security group SSH ingress {rule.name} admits"), rule.urn)
+            report(cannot_decide(f"which security group SSH ingress {rule.name} admits", "CW-NET-07"), rule.urn)
             continue
         if group is not None and _tags(group.props).get(KIND_TAG) == "management":
             continue
@@ -694,13 +664,13 @@ def _imdsv2(args: ResourceValidationArgs, report: ReportViolation) -> None:
 
 def _no_public_ip(args: ResourceValidationArgs, report: ReportViolation) -> None:
     p = args.props
-    if args.resource_type == SUBNET and _true(p.get("mapPublicIpOnLaunch")):
+    if args.resource_type == SUBNET and is_true(p.get("mapPublicIpOnLaunch")):
         report("CW-NET-08: subnet assigns public IPv4 addresses at launch (mapPublicIpOnLaunch)")
-    if args.resource_type == INSTANCE and _true(p.get("associatePublicIpAddress")):
+    if args.resource_type == INSTANCE and is_true(p.get("associatePublicIpAddress")):
         report("CW-NET-08: instance gets a public IPv4 address (associatePublicIpAddress)")
     if args.resource_type == LAUNCH_TEMPLATE:
         for nic in _listify(p.get("networkInterfaces")):
-            if _true(nic.get("associatePublicIpAddress")):
+            if is_true(nic.get("associatePublicIpAddress")):
                 report("CW-NET-08: launch template gives instances a public IPv4 address")
 
 
@@ -716,7 +686,7 @@ def _require(resource_type: str, label: str, control: str, ok: Callable[[Mapping
 
 
 def _ebs_default_encryption(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if _false(args.props.get("enabled")):
+    if is_false(args.props.get("enabled")):
         report("CW-NET-09: EBS encryption by default is disabled")
 
 
@@ -724,14 +694,14 @@ PAB_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restri
 
 
 def _public_access_block(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    off = [f for f in PAB_FLAGS if not _true(args.props.get(f))]
+    off = [f for f in PAB_FLAGS if not is_true(args.props.get(f))]
     if off:
         scope = "account" if args.resource_type == S3_ACCOUNT_PAB else "bucket"
         report(f"CW-NET-10: S3 {scope} public access block leaves {', '.join(off)} off")
 
 
 def _pab_all_on(props: Mapping[str, Any]) -> bool:
-    return all(_true(props.get(f)) for f in PAB_FLAGS)
+    return all(is_true(props.get(f)) for f in PAB_FLAGS)
 
 
 # --- CW-NET-11 -----------------------------------------------------------------------------
@@ -754,7 +724,7 @@ def _human_trust_statements(policy: Any) -> list[Mapping[str, Any]]:
 def _requires_mfa(statement: Mapping[str, Any]) -> bool:
     # Bool, not BoolIfExists: the key is absent for long-term keys, and IfExists would let them in.
     value = (statement.get("Condition") or {}).get("Bool", {}).get("aws:MultiFactorAuthPresent")
-    return any(_true(v) for v in _listify(value))
+    return any(is_true(v) for v in _listify(value))
 
 
 def _role_requires_mfa(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -774,13 +744,13 @@ def _operator_role_present(props: Mapping[str, Any]) -> bool:
 
 def _trail_multi_region_validated(args: ResourceValidationArgs, report: ReportViolation) -> None:
     p = args.props
-    if not _true(p.get("isMultiRegionTrail")):
+    if not is_true(p.get("isMultiRegionTrail")):
         report("CW-NET-12: trail is not multi-region (isMultiRegionTrail)")
-    if not _true(p.get("enableLogFileValidation")):
+    if not is_true(p.get("enableLogFileValidation")):
         report("CW-NET-12: trail has no log file validation (enableLogFileValidation)")
-    if _false(p.get("enableLogging")):
+    if is_false(p.get("enableLogging")):
         report("CW-NET-12: trail logging is switched off (enableLogging)")
-    if _false(p.get("includeGlobalServiceEvents")):
+    if is_false(p.get("includeGlobalServiceEvents")):
         report("CW-NET-12: trail skips global service events (IAM, STS)")
 
 
@@ -910,7 +880,7 @@ POLICIES = [
                "CW-NET-09 (Checkov CKV_AWS_106; FSBP EC2.7): the stack enables EBS encryption by default "
                "(aws.ebs.EncryptionByDefault).",
                _require(EBS_DEFAULT_ENCRYPTION, "enabled EBS encryption by default", "CW-NET-09",
-                        lambda p: not _false(p.get("enabled")))),
+                        lambda p: not is_false(p.get("enabled")))),
     resource_rule("cw-net-10-s3-public-access-block",
                   "CW-NET-10 (FSBP S3.1, S3.8; Checkov CKV_AWS_53, CKV_AWS_54, CKV_AWS_55, CKV_AWS_56): S3 account "
                   "and bucket public access blocks have all four settings on.",
@@ -941,5 +911,5 @@ POLICIES = [
     stack_rule("cw-net-12-cloudtrail-declared",
                "CW-NET-12 (FSBP CloudTrail.1): the stack declares a multi-region trail with log file validation.",
                _require(TRAIL, "multi-region CloudTrail with log file validation", "CW-NET-12",
-                        lambda p: _true(p.get("isMultiRegionTrail")) and _true(p.get("enableLogFileValidation")))),
+                        lambda p: is_true(p.get("isMultiRegionTrail")) and is_true(p.get("enableLogFileValidation")))),
 ]

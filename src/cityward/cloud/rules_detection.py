@@ -29,7 +29,7 @@ from cityward.cloud.detection_catalog import (
     standard_of,
 )
 from cityward.cloud.graph import UNKNOWN, Graph, has, items, peek
-from cityward.cloud.rules import ENFORCEMENT_LEVEL, undecided
+from cityward.cloud.rules import ENFORCEMENT_LEVEL
 from cityward.cloud.rules_access import (
     action_matches,
     condition_values,
@@ -59,20 +59,13 @@ from cityward.cloud.types import (
     TRAIL,
     VPC,
 )
+from cityward.cloud.values import cannot_decide, is_false, is_true
 
 # props that name a resource: a reference to it is one of these values
 _NAMES = ("id", "arn", "name", "bucket")
 
 
 # --- reading the stack -----------------------------------------------------------------------
-
-
-def _true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def _false(value: Any) -> bool:
-    return value is False or (isinstance(value, str) and value.lower() == "false")
 
 
 def _names(resource: Any) -> tuple[set[str], bool]:
@@ -131,14 +124,10 @@ def _policy(name: str, description: str, check: Callable[[Graph, Callable[..., N
         try:
             check(Graph(args.resources), say)
         except UnknownValueError as exc:
-            report(undecided(control, exc.message))
+            report(cannot_decide(exc.message, control))
 
     return StackValidationPolicy(name=name, description=description, validate=validate,
                                  enforcement_level=ENFORCEMENT_LEVEL)
-
-
-def _cannot(what: str) -> str:
-    return f"cannot decide at preview: {what}"
 
 
 # --- CW-NET-14 -------------------------------------------------------------------------------
@@ -151,8 +140,8 @@ def _guardduty(graph: Graph, say: Callable[..., None]) -> None:
     for detector in detectors:
         enable = peek(detector.props, "enable")
         if enable is UNKNOWN:
-            say(_cannot(f"whether GuardDuty detector {detector.name} is enabled"), detector)
-        elif _false(enable):
+            say(cannot_decide(f"whether GuardDuty detector {detector.name} is enabled"), detector)
+        elif is_false(enable):
             say(f"GuardDuty detector {detector.name} is disabled (enable false)", detector)
         frequency = peek(detector.props, "findingPublishingFrequency")
         if frequency != GUARDDUTY_FREQUENCY:
@@ -162,7 +151,7 @@ def _guardduty(graph: Graph, say: Callable[..., None]) -> None:
         for feature in graph.of(DETECTOR_FEATURE):
             owner = _ref(graph, feature, "detectorId", DETECTOR)
             if owner is UNKNOWN:
-                say(_cannot(f"which detector GuardDuty feature {feature.name} belongs to"), feature)
+                say(cannot_decide(f"which detector GuardDuty feature {feature.name} belongs to"), feature)
             elif owner is detector and str(peek(feature.props, "status", "")).upper() == "ENABLED":
                 enabled.add(str(peek(feature.props, "name")))
         missing = [f for f in GUARDDUTY_FEATURES if f not in enabled]
@@ -177,7 +166,7 @@ def _security_hub(graph: Graph, say: Callable[..., None]) -> None:
     for subscription in graph.of(HUB_STANDARD):
         arn = peek(subscription.props, "standardsArn")
         if arn is UNKNOWN:
-            say(_cannot(f"which standard {subscription.name} subscribes to"), subscription)
+            say(cannot_decide(f"which standard {subscription.name} subscribes to"), subscription)
             continue
         found = standard_of(str(arn or ""))
         for label, path, oldest in STANDARDS:
@@ -195,12 +184,12 @@ def _config_recorder(graph: Graph, say: Callable[..., None]) -> None:
     for recorder in recorders:
         group = _obj(recorder.props, "recordingGroup")
         if group is UNKNOWN:
-            say(_cannot(f"what Config recorder {recorder.name} records"), recorder)
+            say(cannot_decide(f"what Config recorder {recorder.name} records"), recorder)
             continue
-        if _false(peek(group, "allSupported")) or items(peek(group, "resourceTypes")):
+        if is_false(peek(group, "allSupported")) or items(peek(group, "resourceTypes")):
             say(f"Config recorder {recorder.name} does not record all supported resource types "
                 "(recordingGroup.allSupported)", recorder)
-        if not _true(peek(group, "includeGlobalResourceTypes")):
+        if not is_true(peek(group, "includeGlobalResourceTypes")):
             say(f"Config recorder {recorder.name} does not record global resource types such as IAM "
                 "(recordingGroup.includeGlobalResourceTypes)", recorder)
         statuses = [s for s in graph.of(RECORDER_STATUS) if _ref(graph, s, "name", RECORDER) in (recorder, UNKNOWN)]
@@ -208,8 +197,8 @@ def _config_recorder(graph: Graph, say: Callable[..., None]) -> None:
             say(f"Config recorder {recorder.name} is never started (no RecorderStatus names it)", recorder)
         for status in statuses:
             if _ref(graph, status, "name", RECORDER) is UNKNOWN:
-                say(_cannot(f"which recorder {status.name} starts"), status)
-            elif not _true(peek(status.props, "isEnabled")):
+                say(cannot_decide(f"which recorder {status.name} starts"), status)
+            elif not is_true(peek(status.props, "isEnabled")):
                 say(f"Config recorder {recorder.name} is stopped ({status.name}: isEnabled false)", status)
     if not any(has(c.props, "s3BucketName") for c in graph.of(DELIVERY_CHANNEL)):
         say("the stack declares no AWS Config delivery channel to an S3 bucket")
@@ -220,7 +209,7 @@ def _config_rules(graph: Graph, say: Callable[..., None]) -> None:
     for rule in graph.of(CONFIG_RULE):
         source = _obj(rule.props, "source")
         if source is UNKNOWN:
-            say(_cannot(f"which rule Config rule {rule.name} runs"), rule)
+            say(cannot_decide(f"which rule Config rule {rule.name} runs"), rule)
             continue
         if str(peek(source, "owner", "")).upper() == "AWS":
             declared.add(str(peek(source, "sourceIdentifier", "")))
@@ -237,7 +226,7 @@ def _trail_log_groups(graph: Graph, say: Callable[..., None]) -> list[Any]:
     for trail in graph.of(TRAIL):
         group = _ref(graph, trail, "cloudWatchLogsGroupArn", LOG_GROUP)
         if group is UNKNOWN:
-            say(_cannot(f"which log group trail {trail.name} delivers to"), trail)
+            say(cannot_decide(f"which log group trail {trail.name} delivers to"), trail)
         elif group is not None:
             groups.append(group)
     return groups
@@ -254,11 +243,11 @@ def _watched(graph: Graph, watch: Watch, groups: list[Any], say: Callable[..., N
     for candidate in graph.of(METRIC_FILTER):
         pattern = peek(candidate.props, "pattern")
         if pattern is UNKNOWN:
-            say(_cannot(f"what metric filter {candidate.name} matches"), candidate)
+            say(cannot_decide(f"what metric filter {candidate.name} matches"), candidate)
         elif isinstance(pattern, str) and covers(pattern, watch):
             group = _ref(graph, candidate, "logGroupName", LOG_GROUP)
             if group is UNKNOWN:
-                say(_cannot(f"which log group metric filter {candidate.name} reads"), candidate)
+                say(cannot_decide(f"which log group metric filter {candidate.name} reads"), candidate)
             elif group is not None and group in groups:
                 filters.append(candidate)
     if not filters:
@@ -273,8 +262,8 @@ def _watched(graph: Graph, watch: Watch, groups: list[Any], say: Callable[..., N
         threshold = peek(alarm.props, "threshold")
         topics = _alarm_topics(graph, alarm)
         if UNKNOWN in topics:
-            say(_cannot(f"which SNS topic alarm {alarm.name} notifies"), alarm)
-        elif (not _false(peek(alarm.props, "actionsEnabled")) and isinstance(threshold, int | float)
+            say(cannot_decide(f"which SNS topic alarm {alarm.name} notifies"), alarm)
+        elif (not is_false(peek(alarm.props, "actionsEnabled")) and isinstance(threshold, int | float)
               and threshold <= 1 and any(t is not None for t in topics)):
             return None
     return f"alarm {alarms[0].name} does not notify an SNS topic of this stack at threshold 1"
@@ -300,7 +289,7 @@ def _alert_topics(graph: Graph, say: Callable[..., None]) -> None:
             say(f"SNS topic {topic.name}, which alarms notify, is not encrypted with KMS (kmsMasterKeyId)", topic)
         subscribers = [s for s in graph.of(SUBSCRIPTION) if _ref(graph, s, "topic", TOPIC) in (topic, UNKNOWN)]
         if any(_ref(graph, s, "topic", TOPIC) is UNKNOWN for s in subscribers):
-            say(_cannot(f"which topic the subscriptions of {topic.name} belong to"), topic)
+            say(cannot_decide(f"which topic the subscriptions of {topic.name} belong to"), topic)
         elif not subscribers:
             say(f"SNS topic {topic.name}, which alarms notify, has no subscriber: the alarms reach nobody", topic)
 
@@ -322,14 +311,14 @@ def _trail_bucket_logging(graph: Graph, say: Callable[..., None]) -> None:
     for trail in graph.of(TRAIL):
         bucket = _ref(graph, trail, "s3BucketName", *BUCKETS)
         if bucket is UNKNOWN:
-            say(_cannot(f"which bucket trail {trail.name} writes to"), trail)
+            say(cannot_decide(f"which bucket trail {trail.name} writes to"), trail)
         elif bucket is None:
             say(f"trail {trail.name} writes to a bucket outside this stack; its access logging cannot be checked",
                 trail)
         else:
             logged = _logged(graph, bucket)
             if logged is None:
-                say(_cannot(f"which bucket the access-logging settings of {bucket.name} apply to"), bucket)
+                say(cannot_decide(f"which bucket the access-logging settings of {bucket.name} apply to"), bucket)
             elif not logged:
                 say(f"trail bucket {bucket.name} has no server access logging (S3 BucketLogging)", bucket)
 
@@ -374,13 +363,14 @@ def _query_logging(graph: Graph, say: Callable[..., None]) -> None:
             target = _ref(graph, association, "resourceId", VPC)
             config = _ref(graph, association, "resolverQueryLogConfigId", QUERY_LOG_CONFIG)
             if UNKNOWN in (target, config):
-                say(_cannot(f"which VPC and query-log config {association.name} joins"), association)
+                say(cannot_decide(f"which VPC and query-log config {association.name} joins"), association)
             elif target is vpc and config is not None and has(config.props, "destinationArn"):
                 logged = True
                 group = _destination_group(graph, config)
                 allowed = group is None or _delivery_allowed(graph, group)
                 if group is UNKNOWN or allowed is UNKNOWN:
-                    say(_cannot(f"whether the log delivery service may write query logs of {config.name}"), config)
+                    say(cannot_decide(f"whether the log delivery service may write query logs of "
+                                      f"{config.name}"), config)
                 elif not allowed:
                     say(f"query-log config {config.name} delivers to log group {group}, but no CloudWatch Logs "
                         f"resource policy lets {DELIVERY_SERVICE} write to it (logs:CreateLogStream, "

@@ -20,6 +20,7 @@ from ansible_collections.cityward.hardening.plugins.plugin_utils.zones import Si
 from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
 
 from cityward.cloud.graph import UNKNOWN, Graph, items, peek
+from cityward.cloud.rules import stack_rule
 from cityward.cloud.types import (
     CUSTOMER_GATEWAY,
     SUBNET,
@@ -35,6 +36,7 @@ from cityward.cloud.types import (
     VPN,
     ZONE_TAG,
 )
+from cityward.cloud.values import cannot_decide, network, number
 from cityward.zones import ZonesPolicy
 
 # What a tunnel may negotiate. Absent lists mean AWS's defaults, which include IKEv1, AES128, SHA1
@@ -44,24 +46,6 @@ STRONG_ENCRYPTION = {"AES256", "AES256-GCM-16"}
 STRONG_INTEGRITY = {"SHA2-256", "SHA2-384", "SHA2-512"}
 STRONG_DH_GROUPS = {15, 16, 17, 18, 19, 20, 21}  # MODP >= 3072 bits and the NIST elliptic curves
 
-
-
-def _cannot(what: str) -> str:
-    return f"cannot decide at preview: {what}"
-
-
-def _network(value: Any) -> ipaddress.IPv4Network | None:
-    try:
-        return ipaddress.IPv4Network(str(value))
-    except ValueError:
-        return None
-
-
-def _num(value: Any) -> int | None:
-    try:
-        return None if isinstance(value, bool) else int(float(value))
-    except (TypeError, ValueError):
-        return None
 
 
 class _Sites:
@@ -119,13 +103,7 @@ class _Sites:
     def zone_of_network(self, cidr: ipaddress.IPv4Network) -> tuple[str | None, Site | None]:
         """(zone, site) whose network contains `cidr`: a zone's CIDR gives (zone, None), a site's
         (its zone, the site); (None, None) when no single network of the policy contains it."""
-        for site in self.zones.sites.values():
-            if cidr.subnet_of(site.cidr):
-                return site.zone, site
-        for zone in self.zones.zones.values():
-            if cidr.subnet_of(zone.cidr):
-                return zone.name, None
-        return None, None
+        return self.zones.zone_of(cidr), self.zones.site_of(cidr)
 
 
 def _stack_rule(name: str, description: str, zones: ZonesPolicy,
@@ -133,8 +111,7 @@ def _stack_rule(name: str, description: str, zones: ZonesPolicy,
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
         check(_Sites(zones, args), report)
 
-    return StackValidationPolicy(name=name, description=description, validate=validate,
-                                 enforcement_level=EnforcementLevel.MANDATORY)
+    return stack_rule(name, description, validate, EnforcementLevel.MANDATORY)
 
 
 # --- the rules -------------------------------------------------------------------------------
@@ -150,7 +127,7 @@ def _sites_have_vpn(s: _Sites, report: ReportViolation) -> None:
         mine = [g for g in gateways if s.site_of_gateway(g) is site]
         if not mine:
             unsure = any(s.site_of_gateway(g) is UNKNOWN for g in gateways)
-            report(_cannot(f"{label}: a customer gateway's address is unknown") if unsure else
+            report(cannot_decide(f"{label}: a customer gateway's address is unknown") if unsure else
                    f"{label} has no customer gateway with its address {site.customer_gateway.address}")
             continue
         for gateway in mine:
@@ -159,14 +136,14 @@ def _sites_have_vpn(s: _Sites, report: ReportViolation) -> None:
             on_it = [v for v in vpns if s.gateway_of(v) is gateway]
             if not on_it:
                 unsure = any(s.gateway_of(v) is UNKNOWN for v in vpns)
-                report(_cannot(f"{label}: a VPN connection's customer gateway is unknown") if unsure else
+                report(cannot_decide(f"{label}: a VPN connection's customer gateway is unknown") if unsure else
                        f"customer gateway {gateway.name} of {label} has no VPN connection: the site has no "
                        "way in through a conduit", gateway.urn)
             for vpn in on_it:
                 local = peek(vpn.props, "localIpv4NetworkCidr")
-                cidr = None if local is UNKNOWN else _network(local)
+                cidr = None if local is UNKNOWN else network(local, version=4)
                 if local is UNKNOWN:
-                    report(_cannot(f"VPN connection {vpn.name}: its tunnels' site-side CIDR is unknown"), vpn.urn)
+                    report(cannot_decide(f"VPN connection {vpn.name}: its tunnels' site-side CIDR is unknown"), vpn.urn)
                 elif cidr is None or not cidr.subnet_of(site.cidr):
                     report(f"VPN connection {vpn.name} of {label}: localIpv4NetworkCidr is {local or 'unset'} "
                            f"(0.0.0.0/0 when unset); the tunnels must carry only the site's {site.cidr}", vpn.urn)
@@ -175,7 +152,7 @@ def _sites_have_vpn(s: _Sites, report: ReportViolation) -> None:
         if gateway is None:
             report(f"VPN connection {vpn.name}: its customer gateway is not declared in this stack", vpn.urn)
         elif gateway is UNKNOWN:
-            report(_cannot(f"VPN connection {vpn.name}: which customer gateway it uses"), vpn.urn)
+            report(cannot_decide(f"VPN connection {vpn.name}: which customer gateway it uses"), vpn.urn)
         if peek(vpn.props, "vpnGatewayId") is not None:
             report(f"VPN connection {vpn.name} terminates on a virtual private gateway: field sites connect "
                    "on the Transit Gateway, whose route tables follow the conduits", vpn.urn)
@@ -183,19 +160,19 @@ def _sites_have_vpn(s: _Sites, report: ReportViolation) -> None:
         if tgw is None:
             report(f"VPN connection {vpn.name} is not on a Transit Gateway of this stack", vpn.urn)
         elif tgw is UNKNOWN:
-            report(_cannot(f"VPN connection {vpn.name}: which Transit Gateway it terminates on"), vpn.urn)
+            report(cannot_decide(f"VPN connection {vpn.name}: which Transit Gateway it terminates on"), vpn.urn)
 
 
 def _gateways_are_sites(s: _Sites, report: ReportViolation) -> None:
     for gateway in s.graph.of(CUSTOMER_GATEWAY):
         site = s.site_of_gateway(gateway)
         if site is UNKNOWN:
-            report(_cannot(f"customer gateway {gateway.name}: its address is unknown"), gateway.urn)
+            report(cannot_decide(f"customer gateway {gateway.name}: its address is unknown"), gateway.urn)
         elif site is None:
             address = peek(gateway.props, "ipAddress")
             report(f"customer gateway {gateway.name} ({address}) is no field site of the zones policy: "
                    "declare the site (zone, CIDR, address) before connecting it", gateway.urn)
-        elif _num(peek(gateway.props, "bgpAsn")) != site.customer_gateway.bgp_asn:
+        elif number(peek(gateway.props, "bgpAsn")) != site.customer_gateway.bgp_asn:
             report(f"customer gateway {gateway.name} of field site '{site.name}': bgpAsn "
                    f"{peek(gateway.props, 'bgpAsn')} is not the site's {site.customer_gateway.bgp_asn}", gateway.urn)
 
@@ -205,7 +182,7 @@ def _no_default_route_tables(s: _Sites, report: ReportViolation) -> None:
         for key in ("defaultRouteTableAssociation", "defaultRouteTablePropagation"):
             value = peek(tgw.props, key)
             if value is UNKNOWN:
-                report(_cannot(f"Transit Gateway {tgw.name}: {key}"), tgw.urn)
+                report(cannot_decide(f"Transit Gateway {tgw.name}: {key}"), tgw.urn)
             elif value != "disable":
                 report(f"Transit Gateway {tgw.name}: {key} is {value or 'unset (enable)'}; it must be 'disable' "
                        "so that no attachment routes anywhere but through its declared route table", tgw.urn)
@@ -217,7 +194,7 @@ def _no_default_route_tables(s: _Sites, report: ReportViolation) -> None:
         for key in ("transitGatewayDefaultRouteTableAssociation", "transitGatewayDefaultRouteTablePropagation"):
             value = peek(attachment.props, key)
             if value is UNKNOWN:
-                report(_cannot(f"VPC attachment {attachment.name}: {key}"), attachment.urn)
+                report(cannot_decide(f"VPC attachment {attachment.name}: {key}"), attachment.urn)
             elif value is not False:
                 shown = "unset (true)" if value is None else repr(value)
                 report(f"VPC attachment {attachment.name}: {key} is {shown}; it must be false", attachment.urn)
@@ -233,11 +210,8 @@ def _attachment_subnets(s: _Sites, attachment: Any) -> list[Any]:
     """The subnets an attachment uses: by id when known, else the subnets `subnetIds` was computed from."""
     ids = items(peek(attachment.props, "subnetIds"))
     if ids and all(i is not UNKNOWN for i in ids):
-        by_id = {peek(n.props, "id"): n for n in s.graph.of(SUBNET)}
-        return [by_id.get(i) for i in ids]
-    deps = getattr(attachment, "property_dependencies", None) or {}
-    found = [d for d in deps.get("subnetIds", []) if d.resource_type == SUBNET]
-    return found if found else [UNKNOWN]
+        return [s.graph.named(i, SUBNET) for i in ids]
+    return s.graph.dependencies(attachment, "subnetIds", SUBNET) or [UNKNOWN]
 
 
 def _one_attachment_in_transit(s: _Sites, report: ReportViolation) -> None:
@@ -250,12 +224,12 @@ def _one_attachment_in_transit(s: _Sites, report: ReportViolation) -> None:
     for attachment in s.graph.of(VPC_ATTACHMENT):
         vpc = s.graph.ref(attachment, "vpcId", VPC)
         if vpc is UNKNOWN:
-            report(_cannot(f"VPC attachment {attachment.name}: its VPC"), attachment.urn)
+            report(cannot_decide(f"VPC attachment {attachment.name}: its VPC"), attachment.urn)
         elif vpc not in vpcs:
             report(f"VPC attachment {attachment.name} attaches a VPC outside this stack", attachment.urn)
         for subnet in _attachment_subnets(s, attachment):
             if subnet is UNKNOWN:
-                report(_cannot(f"VPC attachment {attachment.name}: its subnets"), attachment.urn)
+                report(cannot_decide(f"VPC attachment {attachment.name}: its subnets"), attachment.urn)
                 continue
             zone = None if subnet is None else peek(peek(subnet.props, "tags") or {}, ZONE_TAG)
             if zone != TRANSIT_SEGMENT:
@@ -277,21 +251,21 @@ def _route_tables_known(s: _Sites, report: ReportViolation) -> None:
         what = "TGW route table association" if resource.resource_type == TGW_ASSOCIATION else "TGW route"
         table = s.table_of(resource)
         if table is UNKNOWN:
-            report(_cannot(f"{what} {resource.name}: which route table it belongs to"), resource.urn)
+            report(cannot_decide(f"{what} {resource.name}: which route table it belongs to"), resource.urn)
         elif table is None:
             report(f"{what} {resource.name} is in a route table not declared in this stack", resource.urn)
         if resource.resource_type == TGW_ROUTE and peek(resource.props, "blackhole") is True:
             continue
         owner = s.attachment(resource, "transitGatewayAttachmentId")
         if owner is UNKNOWN:
-            report(_cannot(f"{what} {resource.name}: which attachment it names"), resource.urn)
+            report(cannot_decide(f"{what} {resource.name}: which attachment it names"), resource.urn)
         elif owner is None:
             report(f"{what} {resource.name} names an attachment that is neither this stack's VPC attachment "
                    "nor a field site's VPN", resource.urn)
         elif owner.resource_type == VPN and resource.resource_type == TGW_ASSOCIATION:
             site = s.site_of_vpn(owner)
             if site is UNKNOWN:
-                report(_cannot(f"{what} {resource.name}: which field site VPN {owner.name} serves"), resource.urn)
+                report(cannot_decide(f"{what} {resource.name}: which field site VPN {owner.name} serves"), resource.urn)
     for table, owners in s.tables().values():
         if len(owners) > 1 and any(o.resource_type == VPN for o in owners):
             names = ", ".join(sorted(o.name for o in owners))
@@ -317,9 +291,9 @@ def _judge_site_route(s: _Sites, route: Any, site: Site, allowed: set[str], repo
     label = f"TGW route {route.name} of field site '{site.name}' (zone '{site.zone}')"
     destination = peek(route.props, "destinationCidrBlock")
     if destination is UNKNOWN:
-        report(_cannot(f"{label}: its destination"), route.urn)
+        report(cannot_decide(f"{label}: its destination"), route.urn)
         return
-    cidr = _network(destination)
+    cidr = network(destination, version=4)
     zone, to_site = (None, None) if cidr is None else s.zone_of_network(cidr)
     if zone is None:
         report(f"{label} goes to {destination}, which is no single network of the zones policy", route.urn)
@@ -330,7 +304,7 @@ def _judge_site_route(s: _Sites, route: Any, site: Site, allowed: set[str], repo
         return
     target = s.attachment(route, "transitGatewayAttachmentId")
     if target is UNKNOWN:
-        report(_cannot(f"{label}: which attachment it sends {destination} to"), route.urn)
+        report(cannot_decide(f"{label}: which attachment it sends {destination} to"), route.urn)
     elif to_site is None and (target is None or target.resource_type != VPC_ATTACHMENT):
         report(f"{label} sends zone '{zone}' ({destination}) elsewhere than to the VPC attachment", route.urn)
     elif to_site is not None and (target is None or target.resource_type != VPN
@@ -349,9 +323,9 @@ def _vpc_routes_to_sites(s: _Sites, report: ReportViolation) -> None:
             label = f"TGW route {route.name} of the VPC attachment's route table"
             destination = peek(route.props, "destinationCidrBlock")
             if destination is UNKNOWN:
-                report(_cannot(f"{label}: its destination"), route.urn)
+                report(cannot_decide(f"{label}: its destination"), route.urn)
                 continue
-            cidr = _network(destination)
+            cidr = network(destination, version=4)
             _, site = (None, None) if cidr is None else s.zone_of_network(cidr)
             if site is None:
                 report(f"{label} goes to {destination}, which is no field site of the zones policy", route.urn)
@@ -359,7 +333,7 @@ def _vpc_routes_to_sites(s: _Sites, report: ReportViolation) -> None:
             target = s.attachment(route, "transitGatewayAttachmentId")
             if target is UNKNOWN or (target is not None and target.resource_type == VPN
                                      and s.site_of_vpn(target) is UNKNOWN):
-                report(_cannot(f"{label}: which VPN it sends {destination} to"), route.urn)
+                report(cannot_decide(f"{label}: which VPN it sends {destination} to"), route.urn)
             elif target is None or target.resource_type != VPN or s.site_of_vpn(target) is not site:
                 report(f"{label} sends field site '{site.name}' ({destination}) elsewhere than to that site's "
                        "VPN attachment", route.urn)
@@ -387,10 +361,10 @@ def _tunnel_problems(props: Any, tunnel: int) -> list[str]:
         key = prefix + suffix
         values = items(peek(props, key))
         if UNKNOWN in values:
-            problems.append(_cannot(f"{key}"))
+            problems.append(cannot_decide(f"{key}"))
             continue
         if "DhGroup" in suffix:
-            values = [_num(v) for v in values]
+            values = [number(v) for v in values]
         weak = sorted(str(v) for v in values if v not in strong)
         if not values:
             problems.append(f"{key} is unset (AWS then allows weak proposals)")

@@ -24,6 +24,7 @@ from typing import Any
 from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
 
 from cityward.cloud.graph import UNKNOWN, Graph, has, items, peek
+from cityward.cloud.rules import stack_rule
 from cityward.cloud.types import (
     DEFAULT_ROUTE_TABLE,
     INTERNET_GATEWAY,
@@ -43,6 +44,7 @@ from cityward.cloud.types import (
     ZONE_TAG,
     ZONES_HASH_TAG,
 )
+from cityward.cloud.values import network, number, protocol_name
 from cityward.zones import INTERNET, ZonesPolicy
 
 PLATFORM = "endpoints"  # the interface-endpoint segment: AWS APIs on tcp/443, no conduit of its own
@@ -87,34 +89,15 @@ class Peer:
         return self.zone or self.reason
 
 
-def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    try:
-        return ipaddress.ip_network(str(value))
-    except ValueError:
-        return None
-
-
-def _proto(value: Any) -> str:
-    text = str(value).lower()
-    return {"6": "tcp", "17": "udp", "all": "-1"}.get(text, text)
-
-
-def _num(value: Any) -> int | None:
-    try:
-        return None if value is None or value is UNKNOWN or isinstance(value, bool) else int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
 def _ports(props: Any, proto_key: str) -> tuple[str, int, int] | None:
     """(protocol, from, to) a rule opens; None when not decidable. All protocols -> ('-1', 0, 65535)."""
     proto = peek(props, proto_key)
     if proto is UNKNOWN or proto is None:
         return None
-    proto = _proto(proto)
+    proto = protocol_name(proto)
     if proto == "-1":
         return ("-1", 0, 65535)
-    low, high = _num(peek(props, "fromPort")), _num(peek(props, "toPort"))
+    low, high = number(peek(props, "fromPort")), number(peek(props, "toPort"))
     if low is None and high is None:
         return (proto, 0, 65535)
     return (proto, low if low is not None else high, high if high is not None else low)
@@ -131,7 +114,7 @@ class ZoneMap:
             self.networks.extend((n, zone) for n in zones.networks_of(zone))
         self.platform = self._segment(PLATFORM)
         self.transit = self._segment(TRANSIT)
-        self.vpcs = [n for v in graph.of(VPC) if (n := _network(peek(v.props, "cidrBlock"))) is not None]
+        self.vpcs = [n for v in graph.of(VPC) if (n := network(peek(v.props, "cidrBlock"))) is not None]
 
     def _segment(self, tag: str) -> list[Any]:
         """A segment outside every zone, by its subnets' tag and addresses. Its per-AZ subnets
@@ -139,23 +122,21 @@ class ZoneMap:
         return list(ipaddress.collapse_addresses(
             n for s in self.graph.of(SUBNET)
             if peek(peek(s.props, "tags") or {}, ZONE_TAG) == tag
-            and (n := _network(peek(s.props, "cidrBlock"))) is not None and n.version == 4
+            and (n := network(peek(s.props, "cidrBlock"))) is not None and n.version == 4
             and self.zone_of(n) is None))
 
     def site_of(self, net: Any) -> Any:
-        """The field site whose network holds `net`, or None."""
-        return next((s for s in self.zones.sites.values() if net.version == 4 and net.subnet_of(s.cidr)), None)
+        return self.zones.site_of(net)
 
     def zone_of(self, net: Any) -> str | None:
-        found = {zone for n, zone in self.networks if net.version == n.version and net.subnet_of(n)}
-        return found.pop() if len(found) == 1 else None
+        return self.zones.zone_of(net)
 
     def peer(self, cidr: Any) -> Peer:
         if cidr is UNKNOWN:
             return Peer(None, "an address unknown at preview")
         if str(cidr) in WORLD:
             return Peer(INTERNET)
-        net = _network(cidr)
+        net = network(cidr)
         if net is None:
             return Peer(None, f"{cidr!r}, not an address range")
         zone = self.zone_of(net)
@@ -389,7 +370,7 @@ def _transit_entry_problem(zmap: ZoneMap, cidr: Any, inbound: bool, spec: tuple[
     segment from its source and leaves toward its destination on the conduit's port; its replies
     enter from the destination and leave toward the source on the return range."""
     proto, low, high = spec
-    net = _network(cidr)
+    net = network(cidr)
     site = zmap.site_of(net) if net is not None else None
     zone = None if site is not None or net is None else zmap.zone_of(net)
     if site is not None:
@@ -498,7 +479,7 @@ def _route_problem(zmap: ZoneMap, zone: str, dest: Any, target: str) -> str | No
             return f"no conduit {zone}->internet in the zones policy"
         return None
     if target == "transit gateway":
-        net = _network(dest)
+        net = network(dest)
         sites = [s for s in zmap.zones.sites.values() if net is not None and net.version == 4 and net.subnet_of(s.cidr)]
         if not sites:
             return f"{dest} is no field site of the zones policy"
@@ -520,7 +501,7 @@ def policies(zones: ZonesPolicy | None, level: EnforcementLevel = EnforcementLev
     """The CW-NET-13 rules for one zones policy; without a policy, one rule that always refuses."""
 
     def rule(name: str, description: str, validate: Callable) -> StackValidationPolicy:
-        return StackValidationPolicy(name=name, description=description, validate=validate, enforcement_level=level)
+        return stack_rule(name, description, validate, level)
 
     if zones is None:
         return [rule("cw-net-13-zones-policy-loaded",

@@ -285,16 +285,25 @@ def _site_routes_follow_conduits(s: _Sites, report: ReportViolation) -> None:
             _judge_site_route(s, route, site, allowed, report)
 
 
-def _judge_site_route(s: _Sites, route: Any, site: Site, allowed: set[str], report: ReportViolation) -> None:
+def _route_destination(s: _Sites, route: Any, label: str, report: ReportViolation) -> tuple | None:
+    """(destination, zone, field site) a TGW route leads to; None for a blackhole route, or when
+    the destination is unknown (reported: fail closed)."""
     if peek(route.props, "blackhole") is True:
-        return
-    label = f"TGW route {route.name} of field site '{site.name}' (zone '{site.zone}')"
+        return None
     destination = peek(route.props, "destinationCidrBlock")
     if destination is UNKNOWN:
         report(cannot_decide(f"{label}: its destination"), route.urn)
-        return
+        return None
     cidr = network(destination, version=4)
-    zone, to_site = (None, None) if cidr is None else s.zone_of_network(cidr)
+    return (destination, *((None, None) if cidr is None else s.zone_of_network(cidr)))
+
+
+def _judge_site_route(s: _Sites, route: Any, site: Site, allowed: set[str], report: ReportViolation) -> None:
+    label = f"TGW route {route.name} of field site '{site.name}' (zone '{site.zone}')"
+    found = _route_destination(s, route, label, report)
+    if found is None:
+        return
+    destination, zone, to_site = found
     if zone is None:
         report(f"{label} goes to {destination}, which is no single network of the zones policy", route.urn)
         return
@@ -318,15 +327,11 @@ def _vpc_routes_to_sites(s: _Sites, report: ReportViolation) -> None:
         if not owners or any(o.resource_type != VPC_ATTACHMENT for o in owners):
             continue
         for route in s.routes_of(table):
-            if peek(route.props, "blackhole") is True:
-                continue
             label = f"TGW route {route.name} of the VPC attachment's route table"
-            destination = peek(route.props, "destinationCidrBlock")
-            if destination is UNKNOWN:
-                report(cannot_decide(f"{label}: its destination"), route.urn)
+            found = _route_destination(s, route, label, report)
+            if found is None:
                 continue
-            cidr = network(destination, version=4)
-            _, site = (None, None) if cidr is None else s.zone_of_network(cidr)
+            destination, _, site = found
             if site is None:
                 report(f"{label} goes to {destination}, which is no field site of the zones policy", route.urn)
                 continue

@@ -110,6 +110,7 @@ FORMATS: dict[str, Format] = {
     "patching_components": _f(WORD), "patching_keyring": _f(PATH),
     "patching_legacy_debian_uris": _f(URL), "patching_report_path": _f(PATH),
     "patching_report_dir": _f(PATH, templated=True), "patching_batch_hosts": _f(TEXT, templated=True),
+    "patching_mirror_public_key": _f(PEM, templated=True), "patching_mirror_ca_cert": _f(PEM, templated=True),
     # preflight
     "preflight_slices_refused": _f(TEXT),
     # siem_receiver
@@ -117,6 +118,24 @@ FORMATS: dict[str, Format] = {
     "siem_receiver_tls_priority": _f(WORD),
     "siem_receiver_tls_ca_cert": _f(PEM, templated=True), "siem_receiver_tls_cert": _f(PEM, templated=True),
     "siem_receiver_tls_key": _f(PEM, templated=True), "siem_receiver_tls_dir": _f(PATH),
+    # update_mirror
+    "update_mirror_url": _f(URL, templated=True), "update_mirror_root": _f(PATH),
+    "update_mirror_tls_cert": _f(PEM, templated=True), "update_mirror_tls_key": _f(PEM, templated=True),
+    "update_mirror_tls_protocols": _f(WORD), "update_mirror_tls_ciphers": _f(WORD),
+    "update_mirror_signing_key": _f(PEM, templated=True), "update_mirror_public_key": _f(PEM, templated=True),
+    "update_mirror_architectures": _f(WORD),
+    "update_mirror_upstreams[].name": _f(WORD), "update_mirror_upstreams[].url": _f(URL),
+    "update_mirror_upstreams[].distribution": _f(WORD), "update_mirror_upstreams[].components[]": _f(WORD),
+    "update_mirror_upstreams[].filter": _f(TEXT), "update_mirror_upstreams[].keyring": _f(PATH),
+    "update_mirror_repos[].name": _f(WORD), "update_mirror_repos[].distribution": _f(WORD),
+    "update_mirror_repos[].component": _f(WORD),
+    "update_mirror_publications[].prefix": _f(WORD), "update_mirror_publications[].distribution": _f(WORD),
+    "update_mirror_publications[].snapshot": _f(WORD), "update_mirror_publications[].origin": _f(TEXT),
+    "update_mirror_publications[].label": _f(TEXT),
+    "update_mirror_stage_id": _f(WORD), "update_mirror_stage_packages[].repo": _f(WORD),
+    "update_mirror_stage_packages[].file": _f(PATH, templated=True),
+    "cityward_update_mirrors[].name": _f(WORD), "cityward_update_mirrors[].url": _f(URL),
+    "cityward_update_mirrors[].host": _f(HOST), "cityward_update_mirrors[].zone": _f(WORD),
     # ssh
     "ssh_allow_groups": _f(NAME), "ssh_fido2_group": _f(NAME), "ssh_automation_user": _f(NAME),
     "ssh_automation_sources": _f(ADDRESS), "ssh_deny_users": _f(NAME), "ssh_banner_text": _f(MULTILINE),
@@ -144,6 +163,7 @@ EXTRA_SPECS: dict[str, dict[str, Any]] = {
     "cityward_job_slices": {"type": "int"},
     "cityward_inventory_dir": {"type": "str"},
     "cityward_ntp_reachable": {"type": "bool"},
+    "cityward_update_mirrors": {"type": "list", "elements": "dict"},
 }
 # Connection variables (Ansible's own): their types.
 CONNECTION_SPECS: dict[str, dict[str, Any]] = {
@@ -157,7 +177,7 @@ CONNECTION_SPECS: dict[str, dict[str, Any]] = {
     "ansible_become_pass": {"type": "str"},
 }
 ROLE_PREFIXES = ("ssh_", "logging_", "accounts_", "mfa_", "firewall_", "kernel_", "baseline_", "patching_",
-                 "mqtt_gateway_", "siem_receiver_")
+                 "mqtt_gateway_", "siem_receiver_", "update_mirror_")
 # `role_var: "{{ cityward_x | default(...) }}"` (or a one-element list of it): role_var reads cityward_x.
 _READS = re.compile(r"^\s*\{\{\s*(cityward_[a-z0-9_]+)\s*\|\s*default\(")
 

@@ -169,8 +169,8 @@ def format_problem(kind: str, text: str) -> str:
         return "" if re.fullmatch(r"[a-z][a-z0-9-]{0,30}", text) else f"invalid zone name {_show(text)}"
     if kind == PERCENT:
         return "" if re.fullmatch(r"\d{1,3}%", text) else f"invalid batch {_show(text)} (an integer or N%)"
-    if kind == PEM:
-        return "" if text.lstrip().startswith("-----BEGIN ") else "not a PEM certificate or key"
+    if kind == PEM:  # empty: none given (the role then uses its fallback or refuses in its preflight)
+        return "" if not text or text.lstrip().startswith("-----BEGIN ") else "not a PEM certificate or key"
     return ""  # TEXT, MULTILINE, PATH, SECRET: the character checks are all
 
 

@@ -51,6 +51,7 @@ from pydantic import (
 
 from cityward.errors import CitywardError
 from cityward.hostvars import host_variable_problems, records_problem
+from cityward.mirrors import mirror_problems
 from cityward.problem_lines import problem_of
 from cityward.problems import Problem
 from cityward.yamlfile import check_regular_file, check_yaml_file, load_yaml
@@ -63,6 +64,9 @@ CRITICALITIES = ("critical", "high", "medium", "low")
 CRITICAL = ("critical", "high")
 EOL_NOTICE_DAYS = 180
 NO_PEER = "none"
+# How many days an approved security update may stay pending on a device that records no
+# cityward_device.patch_sla_days (CW-PATCH-07): the one default, read by the audit too.
+PATCH_SLA_DAYS_DEFAULT = 30
 
 # --- field types ------------------------------------------------------------------------------
 
@@ -149,6 +153,20 @@ class Device(_Strict):
     risk_review: RiskReview | None = None
     redundancy: Text | None = None
     degraded_mode: Text | None = None
+    patch_sla_days: Annotated[int, Field(strict=True, ge=1, le=365)] = PATCH_SLA_DAYS_DEFAULT
+
+
+def patch_sla_days(raw: Any) -> int | None:
+    """The patch SLA of a device record as given (`cityward_device`): its patch_sla_days, the
+    default when it records none, None when the field is invalid (CW-GOV-01 names it)."""
+    raw = plain(raw)
+    value = raw.get("patch_sla_days") if isinstance(raw, dict) else None
+    if value is None:
+        return PATCH_SLA_DAYS_DEFAULT
+    try:
+        return _field_adapter("patch_sla_days").validate_python(value)
+    except ValidationError:
+        return None
 
 
 class City(_Strict):
@@ -881,6 +899,7 @@ def validate_inventory(inventory_path: str | Path, limit: str | None = None, *,
         problems += [_placed(p, label, name) for p in host.problems]
         hosts[name] = host
     problems += host_variable_problems(label, hostvars, zones, groups=group_names, dirs=dirs, today=today)
+    problems += mirror_problems(label, hostvars, full.get("_meta", {}).get("hostvars", {}), zones, sliced=sliced)
     return InventoryReport(label, hosts, [c for c in cities.values() if c.city], problems, zones)
 
 

@@ -92,15 +92,16 @@ def test_routes_only_internet_for_the_dmz_and_sites_for_their_peers(stack_inputs
     zones = stack_inputs.zones
     routes = {zone: [(r.destination, r.target) for r in planning.routes(zones, zone)] for zone in zones.zones}
     sites = [("10.60.1.0/24", "transit-gateway"), ("10.60.2.0/24", "transit-gateway")]
+    # The DMZ reaches the field sites because field gateways fetch updates from its mirror (field->dmz tcp/443).
     assert routes == {
-        "dmz": [("0.0.0.0/0", "internet-gateway")],
+        "dmz": [("0.0.0.0/0", "internet-gateway"), *sites],
         "enterprise": [], "siem": sites, "management": sites, "ot-operations": sites, "field": sites,
     }
     without_sites = zones.model_copy(update={"sites": {}})
     assert all(not planning.routes(without_sites, z) or z == "dmz" for z in zones.zones)
     no_internet = zones.model_copy(update={"conduits": [c for c in zones.conduits if "internet" not in
                                                         (c.from_, c.to)]})
-    assert planning.routes(no_internet, "dmz") == []
+    assert [(r.destination, r.target) for r in planning.routes(no_internet, "dmz")] == sites
 
 
 # --- one mocks run: adding a conduit replaces nothing ----------------------------------------

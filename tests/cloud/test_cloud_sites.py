@@ -210,9 +210,9 @@ def test_the_component_declares_a_vpn_per_site_and_routes_per_conduit(with_sites
     resources = with_sites["known"]
     names = {r.name for r in resources}
     assert {f"{DEPOT}-cgw", f"{DEPOT}-vpn", f"{DEPOT}-rtb", f"{PUMP}-vpn", f"{NAME}-vpc-rtb"} <= names
-    # the field zone's peers: ot-operations, management, siem; never enterprise or the DMZ
+    # the field zone's peers: ot-operations, management, siem and the DMZ's update mirror; never enterprise
     routes = sorted(r.name for r in resources if r.name.startswith(f"{DEPOT}-to-"))
-    assert routes == [f"{DEPOT}-to-{z}" for z in ("field", "management", "ot-operations", "siem")]
+    assert routes == [f"{DEPOT}-to-{z}" for z in ("dmz", "field", "management", "ot-operations", "siem")]
     vpn = next(r for r in resources if r.name == f"{DEPOT}-vpn")
     assert vpn.inputs["tunnel1LogOptions"]["cloudwatchLogOptions"]["logEnabled"] is True
     assert vpn.inputs["presharedKeyStorage"] == "SecretsManager"

@@ -29,7 +29,7 @@ def test_repo_sites_belong_to_ot_zones_and_reach_their_zones_peers():
     assert [s.name for s in policy.sites_of("field")] == ["depot-north", "pumping-station-east"]
     assert policy.networks_of("field") == [ipaddress.IPv4Network(n) for n in
                                            ("10.40.80.0/20", "10.60.1.0/24", "10.60.2.0/24")]
-    assert policy.peers_of("field") == ["management", "ot-operations", "siem"]
+    assert policy.peers_of("field") == ["dmz", "management", "ot-operations", "siem"]
     assert "enterprise" not in policy.peers_of("field")
 
 

@@ -4,12 +4,22 @@ really fire (systemd's own schedule), the reboot policy, the local fact and the 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import shlex
+from datetime import UTC, datetime
 
 import pytest
 
 from cityward.checks.hoststate import snapshot
+from cityward.checks.patch_evidence import (
+    approved_mirrors,
+    mirrors_for,
+    openpgp_fingerprints,
+    overdue,
+    unapproved_uris,
+)
 
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 DEFAULT_WINDOW = {"days": ["Sun"], "start": "03:00", "duration_minutes": 120}
@@ -17,6 +27,8 @@ DEFAULT_ORIGINS = ["origin=Debian,codename=${distro_codename}-security,label=Deb
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 FACT = "/etc/ansible/facts.d/cityward_patching.fact"
+# What the patching role applied on its last run: mirrors, keyring, pinned key (CW-PATCH-05).
+APPLIED = "/etc/ansible/facts.d/cityward_patching_sources.fact"
 REPORT = "/var/lib/cityward/patching/pending.json"
 UNSIGNED = re.compile(r'Allow(Unauthenticated|InsecureRepositories|DowngradeToInsecureRepositories) "(1|true|yes|on)"',
                       re.IGNORECASE)
@@ -36,6 +48,7 @@ def state(host):
         "keyring": f"test -s {KEYRING}",
         "policy": "apt-cache policy",
         "fact": FACT,
+        "applied": f"cat {APPLIED}",
         "fact_mode": f"stat -c '%U %a' {FACT}",
         "report": f"cat {REPORT}",
         "report_mode": f"stat -c '%U %G %a' {REPORT}",
@@ -192,3 +205,116 @@ def test_pending_report_is_kept_root_only_on_the_host(state, hostvars):
     assert report["pending_security"] == len(report["packages"])
     assert all(p["archive"].endswith("-security") for p in report["packages"]), report["packages"]
     assert state["report_mode"][1].split() == ["root", "root", "640"]
+
+
+# --- CW-PATCH-05 / CW-PATCH-07: approved mirrors, pinned keys, the patch SLA ---------------------
+# The patching fact is the evidence: the APT sources in effect, what the role pinned (settings),
+# and each pending security update with its Release file's Date.
+
+
+@pytest.fixture(scope="module")
+def fact(state):
+    rc, out = state["fact"]
+    assert rc == 0, f"evidence missing: {FACT} did not run (exit {rc}): {out.strip()[-300:]}"
+    try:
+        found = json.loads(out)
+    except ValueError:
+        pytest.fail(f"evidence missing: {FACT} printed no JSON: {out.strip()[-300:]}", pytrace=False)
+    assert "error" not in found, f"evidence missing: {FACT} failed: {found['error']}"
+    for field in ("sources", "packages"):
+        assert isinstance(found.get(field), list), f"evidence missing: {FACT} gives no '{field}' (an older script?)"
+    return found
+
+
+@pytest.fixture(scope="module")
+def keyrings(host, fact):
+    """path -> (stat 'uid gid mode type', base64 of the file) for every Signed-By keyring of the sources."""
+    paths = sorted({p for source in fact["sources"] for p in source.get("signed_by", []) if p.startswith("/")})
+    if not paths:
+        return {}
+    read = snapshot(host, {f"k{i}": f"stat -L -c '%u %g %a %F' {shlex.quote(p)} && base64 -w0 {shlex.quote(p)}"
+                           for i, p in enumerate(paths)})
+    return {p: read[f"k{i}"] for i, p in enumerate(paths)}
+
+
+@pytest.mark.control("CW-PATCH-05")
+def test_every_source_is_signed_by_a_root_owned_keyring(fact, keyrings):
+    assert fact["sources"], f"{FACT} lists no APT source in effect"
+    for source in fact["sources"]:
+        where = f"{source['file']} ({' '.join(source.get('uris', []))})"
+        assert source.get("signed_by"), f"{where}: no Signed-By: any key APT trusts could sign it"
+        for path in source["signed_by"]:
+            assert path.startswith("/"), f"{where}: Signed-By {path!r} is not a keyring file"
+            rc, out = keyrings[path]
+            assert rc == 0, f"{where}: keyring {path} cannot be read: {out.strip()[:200]}"
+            uid, _gid, mode, *kind = out.splitlines()[0].split()
+            assert " ".join(kind) == "regular file", f"{where}: keyring {path} is a {' '.join(kind)}"
+            assert uid == "0", f"{where}: keyring {path} is owned by uid {uid}, not root"
+            assert int(mode, 8) & 0o022 == 0, f"{where}: keyring {path} is group/world writable (mode {mode})"
+
+
+def _fingerprints(keyrings, path: str) -> list[str]:
+    try:
+        return openpgp_fingerprints(base64.b64decode(keyrings[path][1].splitlines()[1]))
+    except (IndexError, ValueError) as exc:
+        pytest.fail(f"keyring {path}: no OpenPGP key can be read from it ({exc})", pytrace=False)
+
+
+@pytest.mark.control("CW-PATCH-05")
+def test_sources_are_approved_mirrors_pinned_to_the_key_the_role_pinned(state, fact, keyrings, hostvars):
+    declared = hostvars.get("cityward_update_mirrors")
+    if not declared:
+        pytest.skip("not applicable: the city declares no cityward_update_mirrors")
+    try:
+        mirrors = approved_mirrors(declared)
+    except ImportError as exc:
+        pytest.fail(f"cityward.mirrors is missing from this install ({exc}): cannot apply the approved-mirror rule",
+                    pytrace=False)
+    usable = mirrors_for(hostvars["inventory_hostname"], mirrors)
+    outside = unapproved_uris(fact["sources"], usable)
+    assert not outside, f"APT sources outside the approved mirrors {[m.url for m in usable]}: {outside}"
+    applied = _applied(state)
+    declared_urls = sorted(m.url for m in mirrors)
+    recorded = sorted(str(u).rstrip("/") for u in applied.get("approved_mirrors") or [])
+    assert recorded == declared_urls, (
+        f"{APPLIED}: the patching role last applied the approved mirrors {recorded}; the inventory has {declared_urls}")
+    keyring, pinned = applied.get("keyring"), str(applied.get("key_fingerprint") or "").upper()
+    assert keyring, f"evidence missing: {APPLIED} gives no keyring"
+    for source in fact["sources"]:
+        assert source["signed_by"] == [keyring], (
+            f"{source['file']} ({' '.join(source['uris'])}): Signed-By {source['signed_by']}, not the pinned {keyring}")
+    internal = [m for m in mirrors if m.host is not None]
+    if not pinned:
+        # Only a host that takes updates from the outside archive alone (the mirror) keeps Debian's keyring.
+        inside = [u for s in fact["sources"] for u in s["uris"] if any(m.serves(u) for m in internal)]
+        assert not inside, f"{APPLIED}: no mirror key pinned, yet {inside} come from the city's mirror"
+        return
+    assert keyring in keyrings, f"the pinned keyring {keyring} signs no source"
+    found = _fingerprints(keyrings, keyring)
+    assert found == [pinned], f"keyring {keyring} holds {found}, not only the key the patching role pinned {pinned}"
+
+
+def _applied(state) -> dict:
+    rc, out = state["applied"]
+    assert rc == 0, f"evidence missing: {APPLIED} cannot be read (has the patching role run?): {out.strip()[:200]}"
+    try:
+        return json.loads(out)
+    except ValueError:
+        pytest.fail(f"evidence missing: {APPLIED} is not JSON", pytrace=False)
+
+
+def _sla_days(hostvars) -> int:
+    try:
+        from cityward.inventory import patch_sla_days  # noqa: PLC0415 - the schema's one default
+    except ImportError as exc:
+        pytest.fail(f"cityward.inventory has no patch_sla_days ({exc}): the SLA default cannot be read", pytrace=False)
+    days = patch_sla_days(hostvars.get("cityward_device") or {})
+    assert days is not None, "cityward_device.patch_sla_days is invalid (an integer 1..365; run `cityward check`)"
+    return days
+
+
+@pytest.mark.control("CW-PATCH-07")
+def test_no_security_update_pending_longer_than_the_patch_sla(fact, hostvars):
+    sla = _sla_days(hostvars)
+    late = overdue(fact["packages"], sla, datetime.now(UTC))
+    assert not late, f"{len(late)} pending security update(s) over the SLA: " + "; ".join(late)

@@ -29,6 +29,8 @@ scenario_limit() {
   # 591-701 s, firewall 325-335 s. Limits: at least 1.6 times the slower run.
   elif [[ $1 == vm ]]; then echo 3200
   elif [[ $1 == baseline || $1 == default || $1 == access ]]; then echo 2100
+  # firewall with the update mirror (issue 24): 712 s alone beside unit tests; limit before CI measures it.
+  elif [[ $1 == firewall ]]; then echo 1500
   else echo 1200; fi
 }
 # 0 passed, 1 failed, 124 timed out (stopped, its process tree appended to the log).

@@ -13,13 +13,13 @@ from typing import Any
 
 from ansible_collections.cityward.hardening.plugins.plugin_utils.openpgp import keyring_fingerprints
 
+from cityward.mirrors import Mirror
+
 # --- CW-PATCH-05: approved mirrors and pinned keys -----------------------------------------------
 
 
 def approved_mirrors(declared: Any) -> list:
     """cityward_update_mirrors as cityward.mirrors.Mirror objects (the rule `cityward check` applies)."""
-    from cityward.mirrors import Mirror  # noqa: PLC0415 - the check's module, shared rather than copied
-
     if not isinstance(declared, list) or not declared:
         raise ValueError(f"cityward_update_mirrors: expected a non-empty list of mirrors (got {declared!r})")
     mirrors = []

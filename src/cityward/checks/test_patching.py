@@ -20,6 +20,7 @@ from cityward.checks.patch_evidence import (
     overdue,
     unapproved_uris,
 )
+from cityward.inventory import patch_sla_days
 
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 DEFAULT_WINDOW = {"days": ["Sun"], "start": "03:00", "duration_minutes": 120}
@@ -212,8 +213,9 @@ def test_pending_report_is_kept_root_only_on_the_host(state, hostvars):
 # and each pending security update with its Release file's Date.
 
 
-@pytest.fixture(scope="module")
-def fact(state):
+# Read inside the tests, not in fixtures: a missing fact must fail the control ("evidence missing"),
+# and a fixture that fails is reported as a crashed check instead.
+def _fact(state) -> dict:
     rc, out = state["fact"]
     assert rc == 0, f"evidence missing: {FACT} did not run (exit {rc}): {out.strip()[-300:]}"
     try:
@@ -226,8 +228,7 @@ def fact(state):
     return found
 
 
-@pytest.fixture(scope="module")
-def keyrings(host, fact):
+def _keyrings(host, fact) -> dict:
     """path -> (stat 'uid gid mode type', base64 of the file) for every Signed-By keyring of the sources."""
     paths = sorted({p for source in fact["sources"] for p in source.get("signed_by", []) if p.startswith("/")})
     if not paths:
@@ -238,7 +239,9 @@ def keyrings(host, fact):
 
 
 @pytest.mark.control("CW-PATCH-05")
-def test_every_source_is_signed_by_a_root_owned_keyring(fact, keyrings):
+def test_every_source_is_signed_by_a_root_owned_keyring(host, state):
+    fact = _fact(state)
+    keyrings = _keyrings(host, fact)
     assert fact["sources"], f"{FACT} lists no APT source in effect"
     for source in fact["sources"]:
         where = f"{source['file']} ({' '.join(source.get('uris', []))})"
@@ -261,15 +264,13 @@ def _fingerprints(keyrings, path: str) -> list[str]:
 
 
 @pytest.mark.control("CW-PATCH-05")
-def test_sources_are_approved_mirrors_pinned_to_the_key_the_role_pinned(state, fact, keyrings, hostvars):
+def test_sources_are_approved_mirrors_pinned_to_the_key_the_role_pinned(host, state, hostvars):
     declared = hostvars.get("cityward_update_mirrors")
     if not declared:
         pytest.skip("not applicable: the city declares no cityward_update_mirrors")
-    try:
-        mirrors = approved_mirrors(declared)
-    except ImportError as exc:
-        pytest.fail(f"cityward.mirrors is missing from this install ({exc}): cannot apply the approved-mirror rule",
-                    pytrace=False)
+    fact = _fact(state)
+    keyrings = _keyrings(host, fact)
+    mirrors = approved_mirrors(declared)
     usable = mirrors_for(hostvars["inventory_hostname"], mirrors)
     outside = unapproved_uris(fact["sources"], usable)
     assert not outside, f"APT sources outside the approved mirrors {[m.url for m in usable]}: {outside}"
@@ -304,17 +305,14 @@ def _applied(state) -> dict:
 
 
 def _sla_days(hostvars) -> int:
-    try:
-        from cityward.inventory import patch_sla_days  # noqa: PLC0415 - the schema's one default
-    except ImportError as exc:
-        pytest.fail(f"cityward.inventory has no patch_sla_days ({exc}): the SLA default cannot be read", pytrace=False)
     days = patch_sla_days(hostvars.get("cityward_device") or {})
     assert days is not None, "cityward_device.patch_sla_days is invalid (an integer 1..365; run `cityward check`)"
     return days
 
 
 @pytest.mark.control("CW-PATCH-07")
-def test_no_security_update_pending_longer_than_the_patch_sla(fact, hostvars):
+def test_no_security_update_pending_longer_than_the_patch_sla(state, hostvars):
+    fact = _fact(state)
     sla = _sla_days(hostvars)
     late = overdue(fact["packages"], sla, datetime.now(UTC))
     assert not late, f"{len(late)} pending security update(s) over the SLA: " + "; ".join(late)

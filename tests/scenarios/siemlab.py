@@ -8,6 +8,7 @@ import contextlib
 import datetime
 import json
 import re
+import shlex
 import socket
 import ssl
 import subprocess
@@ -47,6 +48,11 @@ class Siem:
         where = f"{LOG_DIR}/{host}.log" if host else f"-r {LOG_DIR}"
         out = self.sh(f"grep -h -o -E '{re.escape(prefix)}[A-Za-z0-9]*' {where} 2>/dev/null || true").stdout
         return set(out.split())
+
+    def lines(self, host: str, token: str) -> list[str]:
+        """The lines stored for one sending host that contain `token`."""
+        out = self.sh(f"grep -h -F -e {shlex.quote(token)} {LOG_DIR}/{host}.log 2>/dev/null || true").stdout
+        return out.splitlines()
 
     def stored_anywhere(self, token: str) -> list[str]:
         """Files of the receiver that mention `token`: its per-host store and its own logs."""

@@ -141,7 +141,7 @@ def test_nothing_is_lost_while_the_siem_is_down(hostvars, siem, run_id):
 # --- patching ------------------------------------------------------------------------------
 
 @pytest.mark.control("CW-PATCH-03")
-def test_pending_report_reaches_the_controller(host, hostvars, siem_name):
+def test_pending_report_reaches_the_controller_and_the_siem(host, hostvars, siem, siem_name):
     name = hostvars["inventory_hostname"]
     report = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "reports" / "patching" / f"{name}.json"
     data = json.loads(report.read_text())
@@ -149,6 +149,11 @@ def test_pending_report_reaches_the_controller(host, hostvars, siem_name):
     assert data["pending_security"] == len(data["packages"]) >= 0
     assert all(p["archive"].endswith("-security") for p in data["packages"])
     assert json.loads(host.file("/var/lib/cityward/patching/pending.json").content_string) == data
+    # The idempotence run logged the same summary after forwarding was in place (converge runs
+    # patching before logging): the SIEM holds it, from this host.
+    summary = f"pending_security={data['pending_security']} "
+    lines = [line for line in siem.lines(name, "cityward-patching") if summary in line]
+    assert lines, f"no cityward-patching summary '{summary}' from {name} at the SIEM"
 
 
 @pytest.mark.control("CW-PATCH-04", "CW-PATCH-02")

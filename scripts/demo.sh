@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: a small smart city on this machine, hardened and audited.
 #   1. the lab city up (Podman containers in the zones of policies/zones.yml)
-#   2. the lab CA and SIEM, then playbooks/site.yml over inventories/lab
+#   2. the lab CA and SIEM, the update mirror's first snapshot, then playbooks/site.yml over inventories/lab
 #   3. cityward audit, reports in reports/lab/
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
@@ -15,6 +15,9 @@ say "2/3 hardening the lab (ansible-playbook -i inventories/lab cityward.hardeni
 # The collection's playbooks by FQCN, as a city runs them (this checkout is the installed collection).
 ansible-playbook -i inventories/lab cityward.hardening.lab_pki    # the lab's own CA, once
 ansible-playbook -i inventories/lab cityward.hardening.lab_siem   # the lab's SIEM (syslog over mutual TLS)
+# The lab's update mirror takes what the lab runs from Debian and snapshots it as "lab", the set
+# inventories/lab approves; every host then takes its updates from the mirror only.
+ansible-playbook -i inventories/lab cityward.hardening.update_mirror_stage -e update_mirror_stage_id=lab
 ansible-playbook -i inventories/lab cityward.hardening.site
 
 say "3/3 auditing every control (cityward audit -i inventories/lab)"

@@ -81,7 +81,7 @@ FORMATS: dict[str, Format] = {
     "kernel_sysctl_mask_vendor_files": _f(PATH),
     "kernel_module_blocklist": _f(WORD), "kernel_module_blocklist_extra": _f(WORD),
     # lab_pki (the lab's own CA, run on the controller)
-    "lab_pki_dir": _f(PATH, templated=True), "lab_pki_cas": _f(WORD),
+    "lab_pki_dir": _f(PATH, templated=True), "lab_pki_cas": _f(WORD), "lab_pki_signing_keys": _f(WORD),
     # logging
     "logging_siem_host": _f(HOST), "logging_siem_peer_name": _f(HOST),
     "logging_forward_selector": _f(WORD),

@@ -21,10 +21,10 @@ def _inventory(tmp_path, host_vars: str):
     return tmp_path
 
 
-def test_shipped_lab_has_six_hosts_in_zones_with_only_net_admin():
+def test_shipped_lab_has_seven_hosts_in_zones_with_only_net_admin():
     hosts = lab_hosts(Path(__file__).resolve().parents[2] / "inventories" / "lab")
-    assert len(hosts) >= 6
-    assert {h.zone for h in hosts} >= {"management", "ot-operations", "field", "siem"}
+    assert len(hosts) >= 7
+    assert {h.zone for h in hosts} >= {"management", "ot-operations", "field", "siem", "dmz"}
     assert all(set(h.capabilities) <= {"NET_ADMIN"} for h in hosts)
     assert len({h.ip for h in hosts}) == len(hosts) and len({h.ssh_port for h in hosts}) == len(hosts)
 

@@ -39,6 +39,24 @@ def exists(kind, name):
     return run(kind, "show", name, ok=(0, 1)).returncode == 0
 
 
+def follow_upstream(upstream):
+    """Bring an existing aptly mirror to its upstream's settings: the filter is edited in place;
+    an archive, distribution or components aptly cannot change stop the run, naming the fix."""
+    name = upstream["name"]
+    now = json.loads(run("mirror", "show", "-json", name).stdout)
+    want = (upstream["url"].rstrip("/"), upstream["distribution"], upstream.get("components", ["main"]))
+    have = (now["ArchiveRoot"].rstrip("/"), now["Distribution"], now["Components"])
+    if want != have:
+        raise Failed(f"update_mirror_upstreams '{name}': the mirror on this host follows {have}, the inventory says "
+                     f"{want}; aptly cannot change that in place: run `aptly mirror drop -force {name}` on the mirror, "
+                     "then stage again (published snapshots are kept)")
+    filter_, deps = upstream.get("filter", ""), bool(upstream.get("with_deps"))
+    if (now.get("Filter", ""), bool(now.get("FilterWithDeps"))) == (filter_, deps):
+        return []
+    run("mirror", "edit", f"-filter={filter_}", f"-filter-with-deps={'true' if deps else 'false'}", name)
+    return [f"edited the filter of mirror {name}"]
+
+
 def source_of(snapshot):
     """The mirror or repository a snapshot was taken from ("Sources:" of aptly snapshot show)."""
     lines = run("snapshot", "show", snapshot).stdout.splitlines()
@@ -53,11 +71,16 @@ def main(stage):
         keyring = f"-keyring={upstream.get('keyring', DEBIAN_KEYRING)}"
         if not exists("mirror", name):
             args = [keyring, f"-architectures={stage['architectures']}"]
+            if upstream.get("force_components"):
+                # Debian's security archive announces updates/main but serves main/ at the same place.
+                args.append("-force-components")
             if upstream.get("filter"):
                 args += [f"-filter={upstream['filter']}", "-filter-with-deps" if upstream.get("with_deps") else ""]
             run("mirror", "create", *[a for a in args if a], name, upstream["url"], upstream["distribution"],
                 *upstream.get("components", ["main"]))
             changed.append(f"created mirror {name}")
+        else:
+            changed += follow_upstream(upstream)
         run("mirror", "update", keyring, name)
         changed.append(f"updated mirror {name}")
         snapshots.append(("mirror", name))

@@ -21,7 +21,6 @@ from cityward.checks.patch_evidence import (
     mirrors_for,
     openpgp_fingerprints,
     overdue,
-    publish_raw,
     publish_snapshots,
     unapproved_uris,
     valid_signer,
@@ -227,21 +226,23 @@ APTLY_JSON = json.dumps([
 @pytest.mark.control("CW-PATCH-06")
 def test_aptly_publications_match_the_fact():
     expected = fact_publications(FACT_PUBLISHED)
-    assert publish_raw("debian bookworm\ndebian-security bookworm-security\n") == set(expected)
+    assert set(publish_snapshots(APTLY_JSON)) == set(expected)
     assert publish_snapshots(APTLY_JSON) == expected
 
 
 @pytest.mark.control("CW-PATCH-06")
 def test_an_unapproved_publication_or_snapshot_differs():
     expected = fact_publications(FACT_PUBLISHED)
-    assert publish_raw("debian bookworm\ndebian-security bookworm-security\nstaging bookworm\n") != set(expected)
+    extra = [*json.loads(APTLY_JSON), {"Prefix": "staging", "Distribution": "bookworm", "SourceKind": "snapshot",
+                                         "Sources": [{"Component": "main", "Name": "city-base-1"}]}]
+    assert set(publish_snapshots(json.dumps(extra))) != set(expected)
     staged = json.loads(APTLY_JSON)
     staged[0]["Sources"][0]["Name"] = "city-ot-3-staged"
     assert publish_snapshots(json.dumps(staged)) != expected
     staged[0]["SourceKind"], staged[0]["Sources"][0]["Name"] = "local", "city-ot-2"
     assert publish_snapshots(json.dumps(staged))[("debian-security", "bookworm-security")] == ["local:city-ot-2"]
     with pytest.raises(ValueError):
-        publish_raw("Published repositories:\n  * debian/bookworm [amd64] publishes {main: [city-base-1]}\n")
+        publish_snapshots("Published repositories:\n  * debian/bookworm [amd64] publishes {main: [city-base-1]}\n")
 
 
 GOOD = """[GNUPG:] NEWSIG

@@ -77,17 +77,6 @@ def overdue(packages: Iterable[Mapping[str, Any]], sla_days: int, now: datetime)
 # --- CW-PATCH-06: the mirror's publications, signatures and listing --------------------------------
 
 
-def publish_raw(text: str) -> set[tuple[str, str]]:
-    """(prefix, distribution) of each line of `aptly publish list -raw` (prefix "." is the root)."""
-    found = set()
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) != 2:
-            raise ValueError(f"unexpected line in `aptly publish list -raw`: {line!r}")
-        found.add((words[0], words[1]))
-    return found
-
-
 def publish_snapshots(text: str) -> dict[tuple[str, str], list[str]]:
     """(prefix, distribution) -> sorted snapshot names, from `aptly publish list -json`; a
     publication of a local repo (SourceKind local) maps to ["local:<repo>", ...]."""

@@ -61,11 +61,15 @@ Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")]
 Line = Annotated[str, BeforeValidator(one_line)]
 
 
-class _Strict(BaseModel):
+class _PolicyPart(BaseModel):
+    """A part of the zones policy: an unknown key is an error and the part never changes once
+    validated (as cityward's own records), and a field whose key is a Python keyword may also be
+    given by its field name (Conduit's `from`, or `from_`)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class Zone(_Strict):
+class Zone(_PolicyPart):
     name: str
     kind: Literal["it", "dmz", "management", "ot"]
     cidr: Cidr
@@ -77,7 +81,7 @@ class Zone(_Strict):
         return self.kind == "ot"
 
 
-class Conduit(_Strict):
+class Conduit(_PolicyPart):
     from_: str = Field(alias="from")
     to: str
     protocol: Literal["tcp", "udp"]
@@ -95,14 +99,14 @@ class Conduit(_Strict):
         return f"{self.from_}->{self.to}:{self.protocol}/{self.port}"
 
 
-class CustomerGateway(_Strict):
+class CustomerGateway(_PolicyPart):
     """The site's end of the site-to-site VPN: its public address and BGP ASN."""
 
     address: ipaddress.IPv4Address
     bgp_asn: Annotated[int, Field(strict=True, ge=64512, le=65534)] = 65000
 
 
-class Site(_Strict):
+class Site(_PolicyPart):
     """A field site outside the city's network (a depot, a pumping station) that belongs to an OT
     zone: it reaches the zones that zone has conduits with, over a site-to-site VPN, and only those."""
 
@@ -113,7 +117,7 @@ class Site(_Strict):
     description: Line = ""
 
 
-class ZonesPolicy(_Strict):
+class ZonesPolicy(_PolicyPart):
     version: Literal[1]
     description: Line = ""
     zones: dict[str, Zone] = Field(min_length=1)

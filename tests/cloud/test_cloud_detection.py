@@ -1,5 +1,5 @@
 """Detective controls (CW-NET-14, CW-NET-15): the Detection component on the example stack passes
-the pack in both plan modes, and each rule of cityward.cloud.rules_detection catches the mutation
+the pack in both plan modes, and each rule of cityward.cloud.rules.detection catches the mutation
 it exists for. Mutations edit the planned resource list, so the stack runs once per mode."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pulumi_aws as aws
 import pytest
 
-from cityward.cloud import rules, rules_access, rules_detection, types
+from cityward.cloud import rules, types
 from cityward.cloud.contacts import alert_emails
 from cityward.cloud.detection import TYPE, Detection
 from cityward.cloud.detection_catalog import WATCHES, covers
@@ -23,7 +23,7 @@ from cityward.errors import CitywardError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTACTS = ROOT / "inventories/example-city/records/incident-contacts.yml"
-PACK = [*rules.POLICIES, *rules_access.POLICIES, *rules_detection.POLICIES]
+PACK = rules.POLICIES  # every rule but the zone and site rules
 TRAIL_LOGGING = "cw-net-15-trail-bucket-access-logging"
 MODES = ("known", "first-preview")
 

@@ -1,5 +1,5 @@
 """The pure network plan (cityward.cloud.planning), one mocks run proving that adding a conduit
-replaces nothing, and the access rules (cityward.cloud.rules_access) on violating and compliant
+replaces nothing, and the access rules (cityward.cloud.rules.session_manager, .endpoints) on violating and compliant
 input, both as a deployed stack and as a first preview sees it."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import json
 
 import pytest
 
-from cityward.cloud import planning, rules_access
+from cityward.cloud import planning
 from cityward.cloud.evaluate import evaluate
 from cityward.cloud.mocks import PlannedResource
+from cityward.cloud.rules import endpoints, session_manager
 from cityward.errors import CitywardError
 from cityward.zones import Conduit
 
@@ -131,11 +132,13 @@ def test_adding_a_conduit_adds_resources_and_replaces_none(planned, run_variant,
     assert sorted(updated) == ["cityward-enterprise-nacl", "cityward-management-nacl"]
 
 
-# --- rules_access --------------------------------------------------------------------------
+# --- the access rules: Session Manager and endpoints ----------------------------------------
+
+ACCESS = [*session_manager.RULES.policies(None), *endpoints.RULES.policies(None)]
 
 
 def _fired(resources, prefix):
-    return {(v.policy, v.resource_name) for v in evaluate(resources, rules_access.POLICIES)
+    return {(v.policy, v.resource_name) for v in evaluate(resources, ACCESS)
             if v.policy.startswith(prefix)}
 
 
@@ -150,7 +153,7 @@ def test_the_stack_passes_the_access_rules(stack_inputs, first_preview):
     from cityward.cloud.plan import run_stack
 
     run = run_stack(stack_inputs, first_preview=first_preview)
-    assert evaluate(run.resources, rules_access.POLICIES) == []
+    assert evaluate(run.resources, ACCESS) == []
 
 
 @pytest.mark.control("CW-NET-11")
@@ -177,7 +180,7 @@ def test_session_document_without_encrypted_logging_is_caught(planned):
     content["inputs"].update(cloudWatchEncryptionEnabled=False, cloudWatchLogGroupName="")
     bad = _resource(document.type, "SSM-SessionManagerRunShell", documentType="Session", content=json.dumps(content),
                     name="other-name")
-    fired = [v for v in evaluate([bad], rules_access.POLICIES) if v.policy.startswith("cw-net-15")]
+    fired = [v for v in evaluate([bad], ACCESS) if v.policy.startswith("cw-net-15")]
     assert {v.policy for v in fired} == {"cw-net-15-session-document-logs-encrypted",
                                          "cw-net-15-session-preferences-declared"}
     assert len([v for v in fired if v.policy == "cw-net-15-session-document-logs-encrypted"]) == 2

@@ -16,10 +16,10 @@ import pytest
 from pulumi_policy import EnforcementLevel
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from cityward.cloud import rules_sites
 from cityward.cloud.evaluate import evaluate
 from cityward.cloud.mocks import PlannedResource
 from cityward.cloud.plan import run_stack
+from cityward.cloud.rules.sites import RULES as SITE_RULES
 from cityward.cloud.sites import SiteConnectivity
 
 pytestmark = pytest.mark.control("CW-NET-16")
@@ -44,7 +44,7 @@ def with_sites(stack_inputs) -> dict[str, list[PlannedResource]]:
 
 @pytest.fixture(scope="module")
 def site_rules(stack_inputs):
-    return rules_sites.policies(stack_inputs.zones)
+    return SITE_RULES.policies(stack_inputs.zones)
 
 
 # --- mutating a planned list ---------------------------------------------------------------

@@ -89,19 +89,17 @@ def test_security_group_rules_come_from_conduits(planned, stack_inputs):
     expected_count = 0
     for c in zones.conduits:
         expected = {"ipProtocol": c.protocol, "fromPort": c.port, "toPort": c.port}
-        if c.to != INTERNET:
-            # one ingress per network of the source zone: its CIDR, then each of its field sites
-            ingress = [r.inputs for r in _rules_of(planned, "SecurityGroupIngressRule", f"cityward-{c.to}-sg")
-                       if r.inputs["tags"]["cityward:conduit"] == c.label]
-            assert [r["cidrIpv4"] for r in ingress] == [str(n) for n in zones.networks_of(c.from_)], c.label
-            assert all({k: r[k] for k in expected} == expected for r in ingress)
-            expected_count += len(ingress)
-        if c.from_ != INTERNET:
-            egress = [r.inputs for r in _rules_of(planned, "SecurityGroupEgressRule", f"cityward-{c.from_}-sg")
-                      if r.inputs["tags"]["cityward:conduit"] == c.label]
-            assert [r["cidrIpv4"] for r in egress] == [str(n) for n in zones.networks_of(c.to)], c.label
-            assert all({k: r[k] for k in expected} == expected for r in egress)
-            expected_count += len(egress)
+        # ingress on the destination's group, egress on the source's: one rule per network of the
+        # other end (its zone's CIDR, then each of its field sites)
+        for kind, group_zone, peer_zone in (("SecurityGroupIngressRule", c.to, c.from_),
+                                            ("SecurityGroupEgressRule", c.from_, c.to)):
+            if group_zone == INTERNET:
+                continue
+            found = [r.inputs for r in _rules_of(planned, kind, f"cityward-{group_zone}-sg")
+                     if r.inputs["tags"]["cityward:conduit"] == c.label]
+            assert [r["cidrIpv4"] for r in found] == [str(n) for n in zones.networks_of(peer_zone)], (kind, c.label)
+            assert all({k: r[k] for k in expected} == expected for r in found)
+            expected_count += len(found)
     # nothing beyond the conduits, except HTTPS to the endpoints (one per zone) and into them
     zone_rules = len(planned.of("SecurityGroupIngressRule")) + len(planned.of("SecurityGroupEgressRule"))
     assert zone_rules == expected_count + len(zones.zones) + 1

@@ -13,9 +13,10 @@ import ipaddress
 
 import pytest
 
-from cityward.cloud import planning, rules_zones
+from cityward.cloud import planning
 from cityward.cloud.evaluate import evaluate
 from cityward.cloud.mocks import run_program
+from cityward.cloud.rules.zones import RULES as ZONE_RULES
 from cityward.cloud.segments import SegmentedVpc, plan_config
 from cityward.errors import CitywardError
 from cityward.zones import Conduit
@@ -193,7 +194,7 @@ def judged(planned, planned_preview, stack_inputs):
             inputs[key].append({"action": "allow", "protocol": proto, "cidrBlock": cidr, "fromPort": low,
                                 "toPort": high, "ruleNo": 1 + n})
         resources[i] = dataclasses.replace(nacl, inputs=inputs, outputs={**copy.deepcopy(nacl.outputs), **inputs})
-        found[mode] = evaluate(resources, rules_zones.policies(stack_inputs.zones))
+        found[mode] = evaluate(resources, ZONE_RULES.policies(stack_inputs.zones))
     return found
 
 
@@ -217,7 +218,7 @@ def test_a_route_table_named_transit_but_serving_a_zone_is_judged_as_the_zone(st
     routes = [*table.inputs["routes"], {"cidrBlock": "0.0.0.0/0", "networkInterfaceId": "eni-0123"}]
     resources[i] = dataclasses.replace(table, inputs={**table.inputs, "tags": tags, "routes": routes},
                                        outputs={**table.outputs, "tags": tags, "routes": routes})
-    found = evaluate(resources, [p for p in rules_zones.policies(stack_inputs.zones)
+    found = evaluate(resources, [p for p in ZONE_RULES.policies(stack_inputs.zones)
                                  if p.name == "cw-net-13-routes-from-conduits"])
     assert [v.message for v in found] == [
         "CW-NET-13: route table cityward-field-rt (zone 'field') sends 0.0.0.0/0 to a network interface: OT zones "

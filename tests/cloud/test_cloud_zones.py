@@ -11,8 +11,9 @@ import sys
 import pulumi_aws as aws
 import pytest
 
-from cityward.cloud import pack, rules_zones
+from cityward.cloud import pack
 from cityward.cloud.evaluate import evaluate
+from cityward.cloud.rules.zones import RULES as ZONE_RULES
 
 pytestmark = pytest.mark.control("CW-NET-13")
 MODES = ("known", "first-preview")
@@ -118,7 +119,7 @@ def mutated(stack_inputs):
     found = {}
     for mode in MODES:
         run = run_stack(stack_inputs, extend=all_mutations, first_preview=mode == "first-preview")
-        found[mode] = evaluate(run.resources, rules_zones.policies(stack_inputs.zones))
+        found[mode] = evaluate(run.resources, ZONE_RULES.policies(stack_inputs.zones))
     return found
 
 
@@ -142,12 +143,12 @@ def test_only_the_mutated_resources_are_refused(mutated):
 @pytest.mark.parametrize("mode", MODES)
 def test_the_zone_rules_pass_the_real_stack(planned, planned_preview, stack_inputs, mode):
     resources = (planned if mode == "known" else planned_preview).resources
-    assert evaluate(resources, rules_zones.policies(stack_inputs.zones)) == []
+    assert evaluate(resources, ZONE_RULES.policies(stack_inputs.zones)) == []
 
 
 def test_a_stack_built_from_another_policy_is_refused(planned, stack_inputs):
     fewer = stack_inputs.zones.model_copy(update={"conduits": stack_inputs.zones.conduits[1:]})
-    found = evaluate(planned.resources, rules_zones.policies(fewer))
+    found = evaluate(planned.resources, ZONE_RULES.policies(fewer))
     digest = [v for v in found if v.policy == "cw-net-13-stack-built-from-zones-policy"]
     assert [v.resource_name for v in digest] == ["cityward-vpc"]
     # and the conduit the pack no longer knows is refused on its own merits

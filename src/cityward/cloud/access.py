@@ -11,7 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from cityward.cloud.declare import child, key_by_alias, log_group, log_group_arn, policy_json, tags
-from cityward.cloud.rules_access import SESSION_DOCUMENT
+from cityward.cloud.rules.session_manager import SESSION_DOCUMENT
 from cityward.cloud.types import ZONE_TAG
 
 if TYPE_CHECKING:

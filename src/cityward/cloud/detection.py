@@ -290,7 +290,7 @@ class Detection(pulumi.ComponentResource):
             alarms[watch.key] = aws.cloudwatch.MetricAlarm(
                 f"{n}-{watch.key}-alarm",
                 name=f"{n}-{watch.key}",
-                alarm_description=f"cityward {watch.watches}: {watch.title} ({watch.cis})",
+                alarm_description=f"cityward {watch.watches}: {watch.title} ({watch.reference})",
                 metric_name=watch.metric,
                 namespace=METRIC_NAMESPACE,
                 statistic="Sum",

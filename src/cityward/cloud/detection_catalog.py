@@ -62,7 +62,8 @@ class Watch:
     key: str  # names the filter, metric and alarm: never a list position
     title: str
     watches: str  # the cityward control whose drift it reveals
-    cis: str  # CIS AWS Foundations v1.4.0 recommendation / Security Hub control
+    cis: str  # its CIS AWS Foundations v1.4.0 recommendation
+    security_hub: str  # the Security Hub control (CIS standard) that checks the same alarm
     events: tuple[str, ...] = ()  # CloudTrail event names the filter must match
     conditions: tuple[str, ...] = ()  # further terms the filter must contain (see `normalise`)
     source: str = ""  # the event source the event names belong to, if one
@@ -81,6 +82,10 @@ class Watch:
     def metric(self) -> str:
         return f"cityward-{self.key}"
 
+    @property
+    def reference(self) -> str:
+        return f"CIS {self.cis}, Security Hub {self.security_hub}"
+
 
 METRIC_NAMESPACE = "Cityward/Security"
 
@@ -90,31 +95,30 @@ DELIVERY_SERVICE = "delivery.logs.amazonaws.com"
 DELIVERY_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 
 WATCHES = (
-    Watch("security-group-changes", "security group changes", "CW-NET-03", "CIS 4.10, Security Hub CloudWatch.10",
+    Watch("security-group-changes", "security group changes", "CW-NET-03", "4.10", "CloudWatch.10",
           ("AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",
            "RevokeSecurityGroupEgress", "ModifySecurityGroupRules", "CreateSecurityGroup", "DeleteSecurityGroup")),
-    Watch("nacl-changes", "network ACL changes", "CW-NET-03", "CIS 4.11, Security Hub CloudWatch.11",
+    Watch("nacl-changes", "network ACL changes", "CW-NET-03", "4.11", "CloudWatch.11",
           ("CreateNetworkAcl", "CreateNetworkAclEntry", "DeleteNetworkAcl", "DeleteNetworkAclEntry",
            "ReplaceNetworkAclEntry", "ReplaceNetworkAclAssociation")),
-    Watch("gateway-changes", "network gateway changes", "CW-NET-02", "CIS 4.12, Security Hub CloudWatch.12",
+    Watch("gateway-changes", "network gateway changes", "CW-NET-02", "4.12", "CloudWatch.12",
           ("CreateCustomerGateway", "DeleteCustomerGateway", "AttachInternetGateway", "CreateInternetGateway",
            "DeleteInternetGateway", "DetachInternetGateway", "CreateNatGateway", "DeleteNatGateway",
            "CreateEgressOnlyInternetGateway", "CreateTransitGateway", "CreateTransitGatewayVpcAttachment",
            "CreateVpnGateway", "AttachVpnGateway", "CreateVpnConnection")),
-    Watch("route-table-changes", "route table changes", "CW-NET-02", "CIS 4.13, Security Hub CloudWatch.13",
+    Watch("route-table-changes", "route table changes", "CW-NET-02", "4.13", "CloudWatch.13",
           ("CreateRoute", "CreateRouteTable", "ReplaceRoute", "ReplaceRouteTableAssociation", "DeleteRouteTable",
            "DeleteRoute", "AssociateRouteTable", "DisassociateRouteTable"), source="ec2.amazonaws.com"),
-    Watch("vpc-changes", "VPC changes", "CW-NET-01", "CIS 4.14, Security Hub CloudWatch.14",
+    Watch("vpc-changes", "VPC changes", "CW-NET-01", "4.14", "CloudWatch.14",
           ("CreateVpc", "DeleteVpc", "ModifyVpcAttribute", "AcceptVpcPeeringConnection",
            "CreateVpcPeeringConnection", "DeleteVpcPeeringConnection", "RejectVpcPeeringConnection",
            "CreateVpcEndpoint", "ModifyVpcEndpoint", "DeleteVpcEndpoints")),
-    Watch("cloudtrail-changes", "CloudTrail configuration changes", "CW-NET-12", "CIS 4.5, Security Hub CloudWatch.5",
+    Watch("cloudtrail-changes", "CloudTrail configuration changes", "CW-NET-12", "4.5", "CloudWatch.5",
           ("CreateTrail", "UpdateTrail", "DeleteTrail", "StartLogging", "StopLogging", "PutEventSelectors")),
-    Watch("root-usage", "root account usage", "CW-NET-11", "CIS 4.3, Security Hub CloudWatch.1",
+    Watch("root-usage", "root account usage", "CW-NET-11", "4.3", "CloudWatch.1",
           conditions=('$.userIdentity.type = "Root"', "$.userIdentity.invokedBy NOT EXISTS",
                       '$.eventType != "AwsServiceEvent"')),
-    Watch("console-signin-without-mfa", "console sign-in without MFA", "CW-NET-11",
-          "CIS 4.2, Security Hub CloudWatch.3",
+    Watch("console-signin-without-mfa", "console sign-in without MFA", "CW-NET-11", "4.2", "CloudWatch.3",
           ("ConsoleLogin",), ('$.additionalEventData.MFAUsed != "Yes"', '$.responseElements.ConsoleLogin = "Success"')),
 )
 

@@ -58,6 +58,16 @@ def _options() -> PolicyResourceOptions:
     )
 
 
+def resource_args(resource_type: str, props: Mapping[str, Any], urn: str, name: str) -> ResourceValidationArgs:
+    """What a resource policy is handed for one resource: its type and (input) props."""
+    return ResourceValidationArgs(resource_type, props, urn, name, _options(), None)
+
+
+def stack_resource(resource_type: str, props: Mapping[str, Any], urn: str, name: str) -> PolicyResource:
+    """One resource as a stack policy sees it: (output) props; its dependencies are added after."""
+    return PolicyResource(resource_type, props, urn, name, _options(), None, None, [], {})
+
+
 def _run(result) -> None:
     if inspect.isawaitable(result):
         asyncio.run(_await(result))
@@ -96,9 +106,7 @@ def stack_resources(resources: Sequence[PlannedResource]) -> list[PolicyResource
     """The stack as a stack policy sees it: outputs, and dependencies joined to the resources.
 
     A StackResources: every rule's Graph over it shares one index (by type, URN, id and ARN)."""
-    found = StackResources(
-        PolicyResource(r.type, policy_props(r.outputs), r.urn, r.name, _options(), None, None, [], {})
-        for r in resources)
+    found = StackResources(stack_resource(r.type, policy_props(r.outputs), r.urn, r.name) for r in resources)
     by_urn = {p.urn: p for p in found}
     for planned, resource in zip(resources, found, strict=True):
         seen: set[str] = set()
@@ -143,8 +151,7 @@ def _evaluate_one(policy: Policy, level: EnforcementLevel, resources: Sequence[P
 
     if isinstance(policy, ResourceValidationPolicy):
         for r, props in zip(resources, inputs, strict=True):
-            args = ResourceValidationArgs(r.type, props, r.urn, r.name, _options(), None)
-            _guarded(policy, r.name, policy.validate, args, reporter(r))
+            _guarded(policy, r.name, policy.validate, resource_args(r.type, props, r.urn, r.name), reporter(r))
     elif isinstance(policy, StackValidationPolicy):
         _guarded(policy, "the stack", policy.validate, StackValidationArgs(stack_resources), reporter(None))
     return found

@@ -183,6 +183,18 @@ class Graph:
         found = self.dependencies(resource, key, *types)
         return found[0] if len(found) == 1 else UNKNOWN
 
+    def names(self, resource: Any, key: str, target: Any, *attrs: str) -> Any:
+        """Whether resource.props[key] names `target`: True when it is one of target's known `attrs`
+        (default id, name, ARN) or, unknown, was computed from target; False when absent or another;
+        UNKNOWN (falsy) when an unknown value was not computed from one resource of target's type."""
+        value = peek(resource.props, key)
+        if value is None:
+            return False
+        if value is UNKNOWN:
+            source = self.dependency(resource, key, target.resource_type)
+            return UNKNOWN if source is UNKNOWN else source is target
+        return value in {peek(target.props, a) for a in attrs or ("id", "name", "arn")} - {None, UNKNOWN}
+
     def referencing(self, target: Any, key: str, *types: str) -> list:
         """Resources of `types` whose `key` names `target` (by id, or by dependency at preview)."""
         return [r for r in self.of(*types) if self.ref(r, key, target.resource_type) is target]

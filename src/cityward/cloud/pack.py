@@ -1,10 +1,10 @@
 """The whole policy pack for one zones policy: what `policies/pulumi` serves to the Pulumi engine
 and what `cityward cloud plan` evaluates in-process.
 
-Most rules judge resources on their own (cityward.cloud.rules and the service modules beside
-it); the zone and site rules need the city's zones policy, the same file the stack was built
-from. The pack process finds it in CITYWARD_ZONES_FILE (the README shows the command line); the
-offline plan hands over the policy it loaded from the stack config.
+The rules are cityward.cloud.rules (one module per service); the zone and site rules need the
+city's zones policy, the same file the stack was built from. The pack process finds it in
+CITYWARD_ZONES_FILE (the README shows the command line); the offline plan hands over the policy
+it loaded from the stack config.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 
 from pulumi_policy import Policy
 
-from cityward.cloud import rules, rules_access, rules_detection, rules_sites, rules_zones
+from cityward.cloud import rules
 from cityward.errors import CitywardError
 from cityward.zones import ZonesPolicy, load_zones
 
@@ -23,10 +23,7 @@ ENFORCEMENT_LEVEL = rules.ENFORCEMENT_LEVEL
 
 def policies(zones: ZonesPolicy | None) -> list[Policy]:
     """Every rule of the pack; without a zones policy the zone rules refuse the plan (fail closed)."""
-    found = [*rules.POLICIES, *rules_access.POLICIES, *rules_detection.POLICIES, *rules_zones.policies(zones)]
-    if zones is not None:
-        found.extend(rules_sites.policies(zones))
-    return found
+    return rules.policies(zones)
 
 
 def zones_from_environment() -> ZonesPolicy | None:

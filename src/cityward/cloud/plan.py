@@ -6,8 +6,6 @@ Two modes: a plan of an existing stack (every value known), or `first_preview`, 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,9 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pulumi_policy import Policy
-
-from cityward.cloud import network, project, rules
+from cityward.cloud import network, pack, project
 from cityward.cloud.evaluate import Violation, evaluate
 from cityward.cloud.mocks import PlannedResource, collector_paused, run_program
 from cityward.zones import ZonesPolicy, load_zones
@@ -74,19 +70,12 @@ def run_stack(inputs: StackInputs, extend: Callable[[Any], None] | None = None, 
                        source=inputs.network.__name__, first_preview=first_preview)
 
 
-def policies(zones: ZonesPolicy) -> list[Policy]:
-    """The policy pack for a stack's zones policy: cityward.cloud.pack when it exists, else the rules."""
-    if importlib.util.find_spec("cityward.cloud.pack") is None:
-        return list(rules.POLICIES)
-    return importlib.import_module("cityward.cloud.pack").policies(zones)
-
-
 def plan(stack: str = "example", project_folder: str | Path | None = None, first_preview: bool = False) -> Plan:
     started = time.perf_counter()
     with collector_paused():
         inputs = load_stack(stack, project_folder)
         run = run_stack(inputs, stack=stack, first_preview=first_preview)
-        violations = evaluate(run.resources, policies(inputs.zones), rules.ENFORCEMENT_LEVEL)
+        violations = evaluate(run.resources, pack.policies(inputs.zones), pack.ENFORCEMENT_LEVEL)
     # the mock monitor answers on a thread pool, so registration order varies: sorted, plans diff
     resources = sorted(run.resources, key=lambda r: r.urn)
     return Plan(stack, inputs.config_file, resources, violations, run.warnings, time.perf_counter() - started,

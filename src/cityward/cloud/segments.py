@@ -17,7 +17,8 @@ import pulumi_aws as aws
 
 from cityward.cloud import planning
 from cityward.cloud.declare import child, tags
-from cityward.cloud.rules_zones import ZONES_HASH_TAG, policy_digest
+from cityward.cloud.rules.zones import policy_digest
+from cityward.cloud.types import ZONES_HASH_TAG
 from cityward.zones import ZonesPolicy
 
 if TYPE_CHECKING:

@@ -1,10 +1,11 @@
-"""CrossGuard rules for the account's detective controls (CW-NET-14, CW-NET-15).
+"""The account's detective controls (CW-NET-14, CW-NET-15): GuardDuty, Security Hub and AWS Config
+are on, every change class is alarmed to a subscribed, encrypted topic, the trail's bucket and DNS
+queries are logged.
 
-All are stack rules: each joins resources (a detector and its features, an alarm and its
-metric filter and topic, a trail and its bucket). They read props through cityward.cloud.graph so
-they decide on a first `pulumi preview` too: joins use a value when it is known and the engine's
-property dependencies when it is not, and a rule that still cannot decide reports so (fails
-closed). What the account must watch comes from cityward.cloud.detection_catalog, the same
+All are stack rules over the stack's Graph: each joins resources (a detector and its features, an
+alarm and its metric filter and topic, a trail and its bucket), by a value when it is known and by
+the engine's property dependencies when it is not; a rule that still cannot decide reports so
+(fails closed). What the account must watch comes from cityward.cloud.detection_catalog, the same
 catalog the Detection component declares from.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationPolicy
+from pulumi_policy import ReportViolation, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
 from cityward.cloud.detection_catalog import (
@@ -29,14 +30,14 @@ from cityward.cloud.detection_catalog import (
     standard_of,
 )
 from cityward.cloud.graph import UNKNOWN, Graph, has, items, peek
-from cityward.cloud.rules import ENFORCEMENT_LEVEL
-from cityward.cloud.rules_access import (
+from cityward.cloud.rules.policy_documents import (
     action_matches,
     condition_values,
     covers_log_group,
     policy_document,
     policy_statements,
 )
+from cityward.cloud.rules.registry import RuleSet
 from cityward.cloud.types import (
     ALARM,
     BUCKET_LOGGING,
@@ -61,11 +62,42 @@ from cityward.cloud.types import (
 )
 from cityward.cloud.values import cannot_decide, is_false, is_true
 
-# props that name a resource: a reference to it is one of these values
-_NAMES = ("id", "arn", "name", "bucket")
+RULES = RuleSet()
+
+
+def _rule(name: str, *, control: str, description: str, checkov: tuple[str, ...] = (),
+          security_hub: tuple[str, ...] = ()) -> Callable:
+    """Declare the decorated `check(graph, say)` a stack rule: `say(message, resource)` reports
+    "<control>: message" once per message and resource (a join several checks share is reported
+    once); an unknown value that escapes the check is reported as undecidable."""
+
+    def register(check: Callable[[Graph, Callable[..., None]], None]) -> Callable:
+        def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+            said: set[tuple[str, str | None]] = set()
+
+            def say(message: str, resource: Any = None) -> None:
+                urn = getattr(resource, "urn", None)
+                if (message, urn) not in said:
+                    said.add((message, urn))
+                    report(f"{control}: {message}", urn)
+
+            try:
+                check(Graph(args.resources), say)
+            except UnknownValueError as exc:
+                report(cannot_decide(exc.message, control))
+
+        RULES.stack(name, control=control, description=description, checkov=checkov,
+                    security_hub=security_hub)(validate)
+        return check
+
+    return register
 
 
 # --- reading the stack -----------------------------------------------------------------------
+
+
+# props that name a resource: a reference to it is one of these values
+_NAMES = ("id", "arn", "name", "bucket")
 
 
 def _names(resource: Any) -> tuple[set[str], bool]:
@@ -108,31 +140,12 @@ def _obj(props: Any, key: str) -> Any:
     return {} if value is None else value
 
 
-def _policy(name: str, description: str, check: Callable[[Graph, Callable[..., None]], None]):
-    """A mandatory stack rule over the stack's Graph that fails closed on an unknown value."""
-    control = name[:9].upper()
-
-    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        said: set[tuple[str, str | None]] = set()
-
-        def say(message: str, resource: Any = None) -> None:
-            urn = getattr(resource, "urn", None)
-            if (message, urn) not in said:  # a join several checks share is reported once
-                said.add((message, urn))
-                report(f"{control}: {message}", urn)
-
-        try:
-            check(Graph(args.resources), say)
-        except UnknownValueError as exc:
-            report(cannot_decide(exc.message, control))
-
-    return StackValidationPolicy(name=name, description=description, validate=validate,
-                                 enforcement_level=ENFORCEMENT_LEVEL)
-
-
 # --- CW-NET-14 -------------------------------------------------------------------------------
 
 
+@_rule("cw-net-14-guardduty-enabled", control="CW-NET-14", checkov=("CKV2_AWS_3",), security_hub=("GuardDuty.1",),
+       description="CW-NET-14 (FSBP GuardDuty.1; Checkov CKV2_AWS_3): a GuardDuty detector is enabled, publishes "
+                   f"findings every 15 minutes and has {', '.join(GUARDDUTY_FEATURES)} on.")
 def _guardduty(graph: Graph, say: Callable[..., None]) -> None:
     detectors = graph.of(DETECTOR)
     if not detectors:
@@ -159,6 +172,10 @@ def _guardduty(graph: Graph, say: Callable[..., None]) -> None:
             say(f"GuardDuty detector {detector.name} lacks enabled feature(s) {', '.join(missing)}", detector)
 
 
+@_rule("cw-net-14-security-hub-standards", control="CW-NET-14", security_hub=("SecurityHub.1",),
+       description="CW-NET-14 (Security Hub SecurityHub.1; CIS AWS Foundations 4.16 in v3.0.0): Security Hub is "
+                   "enabled and subscribed to AWS Foundational Security Best Practices and CIS AWS Foundations "
+                   "Benchmark (v1.4.0+).")
 def _security_hub(graph: Graph, say: Callable[..., None]) -> None:
     if not graph.of(HUB):
         say("the stack does not enable Security Hub (aws.securityhub.Account)")
@@ -177,6 +194,11 @@ def _security_hub(graph: Graph, say: Callable[..., None]) -> None:
             say(f"Security Hub is not subscribed to {label} (v{'.'.join(map(str, oldest))} or later)")
 
 
+@_rule("cw-net-14-config-recorder-all-resources", control="CW-NET-14", checkov=("CKV2_AWS_45",),
+       security_hub=("Config.1",),
+       description="CW-NET-14 (FSBP Config.1; CIS AWS Foundations 3.5 in v1.4.0, 3.3 in v3.0.0; Checkov "
+                   "CKV2_AWS_45): an AWS Config recorder records all supported resources including global ones, is "
+                   "started, and delivers to S3.")
 def _config_recorder(graph: Graph, say: Callable[..., None]) -> None:
     recorders = graph.of(RECORDER)
     if not recorders:
@@ -204,6 +226,9 @@ def _config_recorder(graph: Graph, say: Callable[..., None]) -> None:
         say("the stack declares no AWS Config delivery channel to an S3 bucket")
 
 
+@_rule("cw-net-14-config-managed-rules", control="CW-NET-14",
+       description="CW-NET-14 (FSBP Config.1 companion; cityward): the AWS Config managed rules that watch cityward "
+                   f"controls are declared: {', '.join(CONFIG_RULES)}.")
 def _config_rules(graph: Graph, say: Callable[..., None]) -> None:
     declared: set[str] = set()
     for rule in graph.of(CONFIG_RULE):
@@ -269,6 +294,12 @@ def _watched(graph: Graph, watch: Watch, groups: list[Any], say: Callable[..., N
     return f"alarm {alarms[0].name} does not notify an SNS topic of this stack at threshold 1"
 
 
+@_rule("cw-net-15-change-alarms", control="CW-NET-15", security_hub=tuple(w.security_hub for w in WATCHES),
+       description="CW-NET-15 (CIS AWS Foundations 4.2, 4.3, 4.5, 4.10-4.14 in v1.4.0; Security Hub CloudWatch.1, "
+                   "CloudWatch.3, CloudWatch.5, CloudWatch.10, CloudWatch.11, CloudWatch.12, CloudWatch.13, "
+                   "CloudWatch.14): a metric filter on the trail's log group and an alarm to an SNS topic for changes "
+                   "to security groups, NACLs, gateways, route tables, the VPC and the trail, root use and console "
+                   "sign-in without MFA.")
 def _change_alarms(graph: Graph, say: Callable[..., None]) -> None:
     groups = _trail_log_groups(graph, say)
     if not groups:
@@ -277,9 +308,14 @@ def _change_alarms(graph: Graph, say: Callable[..., None]) -> None:
     for watch in WATCHES:
         why = _watched(graph, watch, groups, say)
         if why:
-            say(f"no alarm on {watch.title} ({watch.cis}; reveals drift of {watch.watches}): {why}")
+            say(f"no alarm on {watch.title} ({watch.reference}; reveals drift of {watch.watches}): {why}")
 
 
+@_rule("cw-net-15-alert-topic-encrypted-subscribed", control="CW-NET-15", checkov=("CKV_AWS_26",),
+       security_hub=("SNS.1",),
+       description="CW-NET-15 (Checkov CKV_AWS_26; FSBP SNS.1 (retired) for encryption): the SNS topics alarms "
+                   "notify are encrypted with KMS and have at least one subscriber (the city's incident contacts, "
+                   "CW-GOV-04).")
 def _alert_topics(graph: Graph, say: Callable[..., None]) -> None:
     topics: dict[str, Any] = {}
     for alarm in graph.of(ALARM):
@@ -307,6 +343,9 @@ def _logged(graph: Graph, bucket: Any) -> bool | None:
     return None if undecided_ else False
 
 
+@_rule("cw-net-15-trail-bucket-access-logging", control="CW-NET-15", security_hub=("CloudTrail.7",),
+       description="CW-NET-15 (CIS AWS Foundations 3.6 in v1.4.0, 3.4 in v3.0.0; FSBP CloudTrail.7; Checkov "
+                   "CKV_AWS_18): the bucket a trail writes to has S3 server access logging.")
 def _trail_bucket_logging(graph: Graph, say: Callable[..., None]) -> None:
     for trail in graph.of(TRAIL):
         bucket = _ref(graph, trail, "s3BucketName", *BUCKETS)
@@ -356,6 +395,10 @@ def _delivery_allowed(graph: Graph, group: str) -> Any:
     return UNKNOWN if undecided_ else False
 
 
+@_rule("cw-net-15-resolver-query-logging", control="CW-NET-15",
+       description="CW-NET-15 (cityward; AWS Security Reference Architecture: DNS query logs): every VPC has "
+                   "Route 53 Resolver query logging associated with it, and a CloudWatch Logs resource policy lets "
+                   f"{DELIVERY_SERVICE} write to the query-log group for this account (aws:SourceAccount).")
 def _query_logging(graph: Graph, say: Callable[..., None]) -> None:
     for vpc in graph.of(VPC):
         logged = False
@@ -378,42 +421,3 @@ def _query_logging(graph: Graph, say: Callable[..., None]) -> None:
         if not logged:
             say(f"VPC {vpc.name} has no Route 53 Resolver query logging (ResolverQueryLogConfigAssociation)", vpc)
 
-
-POLICIES = [
-    _policy("cw-net-14-guardduty-enabled",
-            "CW-NET-14 (FSBP GuardDuty.1; Checkov CKV2_AWS_3): a GuardDuty "
-            f"detector is enabled, publishes findings every 15 minutes and has {', '.join(GUARDDUTY_FEATURES)} on.",
-            _guardduty),
-    _policy("cw-net-14-security-hub-standards",
-            "CW-NET-14 (Security Hub SecurityHub.1; CIS AWS Foundations 4.16 in v3.0.0): Security Hub is enabled and "
-            "subscribed to AWS Foundational Security Best Practices and CIS AWS Foundations Benchmark (v1.4.0+).",
-            _security_hub),
-    _policy("cw-net-14-config-recorder-all-resources",
-            "CW-NET-14 (FSBP Config.1; CIS AWS Foundations 3.5 in v1.4.0, 3.3 in v3.0.0; Checkov CKV2_AWS_45): an "
-            "AWS Config recorder records all supported resources including global ones, is started, and delivers "
-            "to S3.",
-            _config_recorder),
-    _policy("cw-net-14-config-managed-rules",
-            "CW-NET-14 (FSBP Config.1 companion; cityward): the AWS Config managed rules that watch cityward "
-            f"controls are declared: {', '.join(CONFIG_RULES)}.",
-            _config_rules),
-    _policy("cw-net-15-change-alarms",
-            "CW-NET-15 (CIS AWS Foundations 4.2, 4.3, 4.5, 4.10-4.14 in v1.4.0; Security Hub CloudWatch.1, "
-            "CloudWatch.3, CloudWatch.5, CloudWatch.10, CloudWatch.11, CloudWatch.12, CloudWatch.13, CloudWatch.14): "
-            "a metric filter on the trail's log group and an alarm to an SNS topic for changes to security groups, "
-            "NACLs, gateways, route tables, the VPC and the trail, root use and console sign-in without MFA.",
-            _change_alarms),
-    _policy("cw-net-15-alert-topic-encrypted-subscribed",
-            "CW-NET-15 (Checkov CKV_AWS_26; FSBP SNS.1 (retired) for encryption): the SNS topics alarms notify are "
-            "encrypted with KMS and have at least one subscriber (the city's incident contacts, CW-GOV-04).",
-            _alert_topics),
-    _policy("cw-net-15-trail-bucket-access-logging",
-            "CW-NET-15 (CIS AWS Foundations 3.6 in v1.4.0, 3.4 in v3.0.0; FSBP CloudTrail.7; Checkov CKV_AWS_18): "
-            "the bucket a trail writes to has S3 server access logging.",
-            _trail_bucket_logging),
-    _policy("cw-net-15-resolver-query-logging",
-            "CW-NET-15 (cityward; AWS Security Reference Architecture: DNS query logs): every VPC has "
-            "Route 53 Resolver query logging associated with it, and a CloudWatch Logs resource policy lets "
-            f"{DELIVERY_SERVICE} write to the query-log group for this account (aws:SourceAccount).",
-            _query_logging),
-]

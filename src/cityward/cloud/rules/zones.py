@@ -1,11 +1,11 @@
-"""CW-NET-13: the policy pack enforces the zones policy itself, whatever the resources' tags say.
+"""The zones policy (CW-NET-13): the pack enforces it itself, whatever the resources' tags say.
 
-The rules are built for one zones policy (`policies(zones)`, the file the stack was built from)
-and judge every security-group rule, NACL entry and route by its addresses and ports against the
-policy's conduits: a flow is allowed only if a conduit (from-zone -> to-zone, protocol, port)
-declares it. Zones are found from addresses (a subnet's CIDR, a rule's peer CIDR), never from a
-tag a program could forge; the one tag read is a security group's own zone (a security group has
-no address), and rules check it against the policy.
+The rules are built for one zones policy, the file the stack was built from (`RULES.policies(zones)`;
+without one, a single rule refuses every plan), and judge every security-group rule, NACL entry and
+route by its addresses and ports against the policy's conduits: a flow is allowed only if a conduit
+(from-zone -> to-zone, protocol, port) declares it. Zones are found from addresses (a subnet's
+CIDR, a rule's peer CIDR), never from a tag a program could forge; the one tag read is a security
+group's own zone (a security group has no address), and rules check it against the policy.
 
 Everything here decides on a first preview: CIDRs, ports and protocols are known then, and
 references (a rule's security group, a route's table) are followed through property dependencies
@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
+from pulumi_policy import ReportViolation, StackValidationArgs
 
 from cityward.cloud.graph import UNKNOWN, Graph, has, items, peek
-from cityward.cloud.rules import stack_rule
+from cityward.cloud.rules.registry import RuleSet, Scope
 from cityward.cloud.types import (
     DEFAULT_ROUTE_TABLE,
     INTERNET_GATEWAY,
@@ -44,9 +44,10 @@ from cityward.cloud.types import (
     ZONE_TAG,
     ZONES_HASH_TAG,
 )
-from cityward.cloud.values import network, number, protocol_name
+from cityward.cloud.values import WORLD, network, number, protocol_name
 from cityward.zones import INTERNET, ZonesPolicy
 
+RULES = RuleSet()
 PLATFORM = "endpoints"  # the interface-endpoint segment: AWS APIs on tcp/443, no conduit of its own
 # the Transit Gateway attachment's segment: only the conduit flows between field sites and zones cross it
 TRANSIT = "transit"
@@ -60,7 +61,8 @@ MIN_RETURN_PORTS = 1024
 
 def is_return_range(low: int, high: int) -> bool:
     return RETURN_RANGE[0] <= low and high <= RETURN_RANGE[1] and high - low + 1 >= MIN_RETURN_PORTS
-WORLD = ("0.0.0.0/0", "::/0")
+
+
 # Route targets by the key that names them; all but the gateway endpoint can carry traffic out.
 ROUTE_TARGETS = {
     "natGatewayId": "NAT gateway", "egressOnlyGatewayId": "egress-only internet gateway",
@@ -206,6 +208,26 @@ def _missing(zone: str, peer: str, inbound: bool, spec: tuple[str, int, int]) ->
 # --- the rules -------------------------------------------------------------------------------
 
 
+def _zone_rule(name: str, *, description: str) -> Callable:
+    """Declare the decorated `check(zmap, report)` a CW-NET-13 rule built for one zones policy: it
+    judges the stack through the ZoneMap of that policy and the stack's Graph."""
+
+    def register(check: Callable[[ZoneMap, ReportViolation], None]) -> Callable:
+        def build(zones: ZonesPolicy) -> Callable:
+            def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+                check(ZoneMap(zones, Graph(args.resources)), report)
+
+            return validate
+
+        RULES.zoned(name, control="CW-NET-13", description=description)(build)
+        return check
+
+    return register
+
+
+@RULES.zoned("cw-net-13-stack-built-from-zones-policy", control="CW-NET-13",
+             description="CW-NET-13 (cityward): the VPC carries the digest of the zones policy the pack enforces, so "
+                         "the stack and the pack read the same file.")
 def _stack_built_from(zones: ZonesPolicy) -> Callable:
     digest = policy_digest(zones)
 
@@ -220,23 +242,23 @@ def _stack_built_from(zones: ZonesPolicy) -> Callable:
     return validate
 
 
-def _subnets_in_zones(zones: ZonesPolicy) -> Callable:
-    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        graph = Graph(args.resources)
-        zmap = ZoneMap(zones, graph)
-        for subnet in graph.of(SUBNET):
-            cidr = peek(subnet.props, "cidrBlock")
-            tag = peek(peek(subnet.props, "tags") or {}, ZONE_TAG)
-            peer = zmap.peer(cidr)
-            if peer.zone in (PLATFORM, TRANSIT) and tag == peer.zone:
-                continue
-            if peer.zone is None or peer.zone in (INTERNET, "vpc", PLATFORM, TRANSIT):
-                report(f"CW-NET-13: subnet {subnet.name} ({cidr}) is in no zone: {peer}", subnet.urn)
-            elif tag != peer.zone:
-                report(f"CW-NET-13: subnet {subnet.name} ({cidr}) lies in zone '{peer.zone}' but is tagged "
-                       f"{ZONE_TAG}={tag!r}", subnet.urn)
-
-    return validate
+@_zone_rule("cw-net-13-subnets-in-zones",
+            description="CW-NET-13 (cityward; IEC 62443-3-3 SR 5.1): every subnet lies in one zone of the zones "
+                        "policy by its address and says so, or is the interface-endpoint or the transit (Transit "
+                        "Gateway attachment) segment.")
+def _subnets_in_zones(zmap: ZoneMap, report: ReportViolation) -> None:
+    graph = zmap.graph
+    for subnet in graph.of(SUBNET):
+        cidr = peek(subnet.props, "cidrBlock")
+        tag = peek(peek(subnet.props, "tags") or {}, ZONE_TAG)
+        peer = zmap.peer(cidr)
+        if peer.zone in (PLATFORM, TRANSIT) and tag == peer.zone:
+            continue
+        if peer.zone is None or peer.zone in (INTERNET, "vpc", PLATFORM, TRANSIT):
+            report(f"CW-NET-13: subnet {subnet.name} ({cidr}) is in no zone: {peer}", subnet.urn)
+        elif tag != peer.zone:
+            report(f"CW-NET-13: subnet {subnet.name} ({cidr}) lies in zone '{peer.zone}' but is tagged "
+                   f"{ZONE_TAG}={tag!r}", subnet.urn)
 
 
 def _sg_rule_entries(rule: Any) -> Iterator[tuple[bool, Any, str]]:
@@ -257,49 +279,49 @@ def _sg_rule_entries(rule: Any) -> Iterator[tuple[bool, Any, str]]:
                 yield inbound, peek(p, key), "referencedSecurityGroupId" if key == "sourceSecurityGroupId" else key
 
 
-def _sg_rules_from_conduits(zones: ZonesPolicy) -> Callable:
-    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        graph = Graph(args.resources)
-        zmap = ZoneMap(zones, graph)
-        known = set(zones.zones) | {PLATFORM}
-        for group in graph.of(SECURITY_GROUP):
-            zone = peek(peek(group.props, "tags") or {}, ZONE_TAG)
-            if zone not in known:
-                report(f"CW-NET-13: security group {group.name} names no zone of the zones policy "
-                       f"({ZONE_TAG}={zone!r})", group.urn)
-        for rule in graph.of(SG_INGRESS, SG_EGRESS, SG_RULE_LEGACY):
-            zone = zmap.sg_zone(rule)
-            if zone is UNKNOWN:
-                report(f"CW-NET-13: rule {rule.name}: cannot decide at preview which security group it "
-                       "belongs to", rule.urn)
-                continue
-            if zone not in known:
-                report(f"CW-NET-13: rule {rule.name} sits on a security group outside the zones policy", rule.urn)
-                continue
-            spec = _ports(rule.props, "ipProtocol" if rule.resource_type != SG_RULE_LEGACY else "protocol")
-            if spec is None:
-                report(f"CW-NET-13: rule {rule.name}: cannot decide at preview which protocol it opens", rule.urn)
-                continue
-            for inbound, value, key in _sg_rule_entries(rule):
-                if key == "referencedSecurityGroupId":
-                    ref = zmap.sg_zone(rule, "referencedSecurityGroupId" if rule.resource_type != SG_RULE_LEGACY
-                                       else "sourceSecurityGroupId")
-                    peer = Peer(ref) if isinstance(ref, str) else Peer(None, "a security group outside the zones "
-                                                                          "policy or unknown at preview")
-                elif key.startswith("prefixList"):
-                    # an AWS service prefix list (S3 through the gateway endpoint): HTTPS out only
-                    peer = Peer(PLATFORM if not inbound else None, "a prefix list")
-                else:
-                    peer = zmap.peer(value)
-                if peer.zone is None:
-                    report(f"CW-NET-13: rule {rule.name} on zone '{zone}' opens {_spec_text(spec)} "
-                           f"{'from' if inbound else 'to'} {peer}: no conduit can declare it", rule.urn)
-                elif not flow_allowed(zmap, zone, peer.zone, inbound, spec, stateless=False):
-                    report(f"CW-NET-13: rule {rule.name} opens {_spec_text(spec)} {'from' if inbound else 'to'} "
-                           f"zone '{peer.zone}' {'into' if inbound else 'out of'} zone '{zone}': "
-                           f"{_missing(zone, peer.zone, inbound, spec)}", rule.urn)
-
-    return validate
+@_zone_rule("cw-net-13-sg-rules-from-conduits",
+            description="CW-NET-13 (cityward; IEC 62443-3-3 SR 5.2; cf. FSBP EC2.18/EC2.19): every security-group "
+                        "rule opens only a flow a conduit of the zones policy declares, judged by its addresses and "
+                        "ports, not its tags.")
+def _sg_rules_from_conduits(zmap: ZoneMap, report: ReportViolation) -> None:
+    graph, zones = zmap.graph, zmap.zones
+    known = set(zones.zones) | {PLATFORM}
+    for group in graph.of(SECURITY_GROUP):
+        zone = peek(peek(group.props, "tags") or {}, ZONE_TAG)
+        if zone not in known:
+            report(f"CW-NET-13: security group {group.name} names no zone of the zones policy "
+                   f"({ZONE_TAG}={zone!r})", group.urn)
+    for rule in graph.of(SG_INGRESS, SG_EGRESS, SG_RULE_LEGACY):
+        zone = zmap.sg_zone(rule)
+        if zone is UNKNOWN:
+            report(f"CW-NET-13: rule {rule.name}: cannot decide at preview which security group it "
+                   "belongs to", rule.urn)
+            continue
+        if zone not in known:
+            report(f"CW-NET-13: rule {rule.name} sits on a security group outside the zones policy", rule.urn)
+            continue
+        spec = _ports(rule.props, "ipProtocol" if rule.resource_type != SG_RULE_LEGACY else "protocol")
+        if spec is None:
+            report(f"CW-NET-13: rule {rule.name}: cannot decide at preview which protocol it opens", rule.urn)
+            continue
+        for inbound, value, key in _sg_rule_entries(rule):
+            if key == "referencedSecurityGroupId":
+                ref = zmap.sg_zone(rule, "referencedSecurityGroupId" if rule.resource_type != SG_RULE_LEGACY
+                                   else "sourceSecurityGroupId")
+                peer = Peer(ref) if isinstance(ref, str) else Peer(None, "a security group outside the zones "
+                                                                      "policy or unknown at preview")
+            elif key.startswith("prefixList"):
+                # an AWS service prefix list (S3 through the gateway endpoint): HTTPS out only
+                peer = Peer(PLATFORM if not inbound else None, "a prefix list")
+            else:
+                peer = zmap.peer(value)
+            if peer.zone is None:
+                report(f"CW-NET-13: rule {rule.name} on zone '{zone}' opens {_spec_text(spec)} "
+                       f"{'from' if inbound else 'to'} {peer}: no conduit can declare it", rule.urn)
+            elif not flow_allowed(zmap, zone, peer.zone, inbound, spec, stateless=False):
+                report(f"CW-NET-13: rule {rule.name} opens {_spec_text(spec)} {'from' if inbound else 'to'} "
+                       f"zone '{peer.zone}' {'into' if inbound else 'out of'} zone '{zone}': "
+                       f"{_missing(zone, peer.zone, inbound, spec)}", rule.urn)
 
 
 def _nacl_zones(graph: Graph, zmap: ZoneMap, nacl: Any) -> set[str] | Any:
@@ -333,35 +355,35 @@ def _nacl_entries(graph: Graph, nacl_or_rule: Any) -> Iterator[tuple[Any, bool, 
                         yield nacl_or_rule, inbound, entry, UNKNOWN if entry is UNKNOWN else peek(entry, key)
 
 
-def _nacl_entries_from_conduits(zones: ZonesPolicy) -> Callable:
-    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        graph = Graph(args.resources)
-        zmap = ZoneMap(zones, graph)
-        for resource in graph.of(NETWORK_ACL, NETWORK_ACL_RULE):
-            for nacl, inbound, entry, cidr in _nacl_entries(graph, resource):
-                served = UNKNOWN if nacl is UNKNOWN else (_nacl_zones(graph, zmap, nacl) if nacl else set())
-                if served is UNKNOWN or entry is UNKNOWN:
-                    report(f"CW-NET-13: network ACL entry of {resource.name}: cannot decide at preview which "
-                           "subnets it serves or what it allows", resource.urn)
-                    continue
-                spec = _ports(entry, "protocol")
-                peer = zmap.peer(cidr)
-                for zone in sorted(z for z in served if z is not None) or ["(no zone)"]:
-                    if zone == TRANSIT and spec is not None and peer.zone is not None:
-                        problem = _transit_entry_problem(zmap, cidr, inbound, spec)
-                        if problem:
-                            report(f"CW-NET-13: network ACL {resource.name} ({TRANSIT}) allows {_spec_text(spec)} "
-                                   f"{'in from' if inbound else 'out to'} {problem}", resource.urn)
-                    elif spec is None or peer.zone is None or zone not in set(zones.zones) | {PLATFORM}:
-                        report(f"CW-NET-13: network ACL {resource.name} ({zone}) allows "
-                               f"{_spec_text(spec) if spec else 'an unknown protocol'} "
-                               f"{'from' if inbound else 'to'} {peer}: no conduit can declare it", resource.urn)
-                    elif not flow_allowed(zmap, zone, peer.zone, inbound, spec, stateless=True):
-                        report(f"CW-NET-13: network ACL {resource.name} allows {_spec_text(spec)} "
-                               f"{'in from' if inbound else 'out to'} zone '{peer.zone}' ({cidr}) on zone '{zone}': "
-                               f"{_missing(zone, peer.zone, inbound, spec)}", resource.urn)
-
-    return validate
+@_zone_rule("cw-net-13-nacl-entries-from-conduits",
+            description="CW-NET-13 (cityward; IEC 62443-3-3 SR 5.2; cf. FSBP EC2.21): every network ACL allow entry "
+                        "is a conduit of the zones policy or its return traffic, for the zones of the subnets the "
+                        "NACL serves.")
+def _nacl_entries_from_conduits(zmap: ZoneMap, report: ReportViolation) -> None:
+    graph, zones = zmap.graph, zmap.zones
+    for resource in graph.of(NETWORK_ACL, NETWORK_ACL_RULE):
+        for nacl, inbound, entry, cidr in _nacl_entries(graph, resource):
+            served = UNKNOWN if nacl is UNKNOWN else (_nacl_zones(graph, zmap, nacl) if nacl else set())
+            if served is UNKNOWN or entry is UNKNOWN:
+                report(f"CW-NET-13: network ACL entry of {resource.name}: cannot decide at preview which "
+                       "subnets it serves or what it allows", resource.urn)
+                continue
+            spec = _ports(entry, "protocol")
+            peer = zmap.peer(cidr)
+            for zone in sorted(z for z in served if z is not None) or ["(no zone)"]:
+                if zone == TRANSIT and spec is not None and peer.zone is not None:
+                    problem = _transit_entry_problem(zmap, cidr, inbound, spec)
+                    if problem:
+                        report(f"CW-NET-13: network ACL {resource.name} ({TRANSIT}) allows {_spec_text(spec)} "
+                               f"{'in from' if inbound else 'out to'} {problem}", resource.urn)
+                elif spec is None or peer.zone is None or zone not in set(zones.zones) | {PLATFORM}:
+                    report(f"CW-NET-13: network ACL {resource.name} ({zone}) allows "
+                           f"{_spec_text(spec) if spec else 'an unknown protocol'} "
+                           f"{'from' if inbound else 'to'} {peer}: no conduit can declare it", resource.urn)
+                elif not flow_allowed(zmap, zone, peer.zone, inbound, spec, stateless=True):
+                    report(f"CW-NET-13: network ACL {resource.name} allows {_spec_text(spec)} "
+                           f"{'in from' if inbound else 'out to'} zone '{peer.zone}' ({cidr}) on zone '{zone}': "
+                           f"{_missing(zone, peer.zone, inbound, spec)}", resource.urn)
 
 
 def _transit_entry_problem(zmap: ZoneMap, cidr: Any, inbound: bool, spec: tuple[str, int, int]) -> str | None:
@@ -429,44 +451,45 @@ def _route_tables_zones(graph: Graph, zmap: ZoneMap, table: Any) -> set[str] | A
     return zones or {peek(peek(table.props, "tags") or {}, ZONE_TAG)}
 
 
-def _routes_from_conduits(zones: ZonesPolicy) -> Callable:
-    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        graph = Graph(args.resources)
-        zmap = ZoneMap(zones, graph)
-        routes: list[tuple[Any, Any, Any, str]] = []  # (table, holder, route props, key of the target)
-        for table in graph.of(ROUTE_TABLE, DEFAULT_ROUTE_TABLE):
-            routes.extend((table, table, r, "routes") for r in items(peek(table.props, "routes")))
-        for route in graph.of(ROUTE):
-            routes.append((graph.ref(route, "routeTableId", ROUTE_TABLE, DEFAULT_ROUTE_TABLE), route, route.props, ""))
-        for table, holder, route, key in routes:
-            if table is UNKNOWN or route is UNKNOWN:
-                report(f"CW-NET-13: route {holder.name}: cannot decide at preview which route table it is in "
-                       "or where it leads", holder.urn)
-                continue
-            if table is None:
-                continue  # a table outside this stack: CW-NET-02 judges the subnets it serves
-            served = _route_tables_zones(graph, zmap, table)
-            target = _route_target(graph, holder, route, key)
-            dest = next((peek(route, k) for k in ("cidrBlock", "destinationCidrBlock", "ipv6CidrBlock",
-                                                  "destinationIpv6CidrBlock", "destinationPrefixListId")
-                         if has(route, k)), None)
-            if served is UNKNOWN or target is UNKNOWN:
-                report(f"CW-NET-13: route to {dest} in {table.name}: cannot decide at preview which subnets the "
-                       "table serves or what the route targets", holder.urn)
-                continue
-            if TRANSIT in served and target != "local":
-                report(f"CW-NET-13: route table {table.name} (the {TRANSIT} segment) sends {dest} to a {target}: "
-                       "the Transit Gateway attachment's subnets route only inside the VPC (local)", holder.urn)
-            if target == "local" or target == "VPC endpoint":
-                continue  # inside the VPC, or an S3/DynamoDB gateway endpoint (AWS's network)
-            for zone in (sorted(z for z in served if z is not None and z != TRANSIT)
-                         or ([] if TRANSIT in served else ["(no zone)"])):
-                problem = _route_problem(zmap, zone, dest, target)
-                if problem:
-                    report(f"CW-NET-13: route table {table.name} (zone '{zone}') sends {dest} to a {target}: "
-                           f"{problem}", holder.urn)
-
-    return validate
+@_zone_rule("cw-net-13-routes-from-conduits",
+            description="CW-NET-13 (cityward; IEC 62443-3-3 SR 5.2; CISA CPG 2.X): OT route tables never lead "
+                        "toward the internet (internet, egress-only or NAT gateway, network interface, instance, "
+                        "Transit Gateway, peering) except to declared field sites of a conduit; internet routes only "
+                        "where a conduit to the internet exists.")
+def _routes_from_conduits(zmap: ZoneMap, report: ReportViolation) -> None:
+    graph = zmap.graph
+    routes: list[tuple[Any, Any, Any, str]] = []  # (table, holder, route props, key of the target)
+    for table in graph.of(ROUTE_TABLE, DEFAULT_ROUTE_TABLE):
+        routes.extend((table, table, r, "routes") for r in items(peek(table.props, "routes")))
+    for route in graph.of(ROUTE):
+        routes.append((graph.ref(route, "routeTableId", ROUTE_TABLE, DEFAULT_ROUTE_TABLE), route, route.props, ""))
+    for table, holder, route, key in routes:
+        if table is UNKNOWN or route is UNKNOWN:
+            report(f"CW-NET-13: route {holder.name}: cannot decide at preview which route table it is in "
+                   "or where it leads", holder.urn)
+            continue
+        if table is None:
+            continue  # a table outside this stack: CW-NET-02 judges the subnets it serves
+        served = _route_tables_zones(graph, zmap, table)
+        target = _route_target(graph, holder, route, key)
+        dest = next((peek(route, k) for k in ("cidrBlock", "destinationCidrBlock", "ipv6CidrBlock",
+                                              "destinationIpv6CidrBlock", "destinationPrefixListId")
+                     if has(route, k)), None)
+        if served is UNKNOWN or target is UNKNOWN:
+            report(f"CW-NET-13: route to {dest} in {table.name}: cannot decide at preview which subnets the "
+                   "table serves or what the route targets", holder.urn)
+            continue
+        if TRANSIT in served and target != "local":
+            report(f"CW-NET-13: route table {table.name} (the {TRANSIT} segment) sends {dest} to a {target}: "
+                   "the Transit Gateway attachment's subnets route only inside the VPC (local)", holder.urn)
+        if target == "local" or target == "VPC endpoint":
+            continue  # inside the VPC, or an S3/DynamoDB gateway endpoint (AWS's network)
+        for zone in (sorted(z for z in served if z is not None and z != TRANSIT)
+                     or ([] if TRANSIT in served else ["(no zone)"])):
+            problem = _route_problem(zmap, zone, dest, target)
+            if problem:
+                report(f"CW-NET-13: route table {table.name} (zone '{zone}') sends {dest} to a {target}: "
+                       f"{problem}", holder.urn)
 
 
 def _route_problem(zmap: ZoneMap, zone: str, dest: Any, target: str) -> str | None:
@@ -492,40 +515,8 @@ def _route_problem(zmap: ZoneMap, zone: str, dest: Any, target: str) -> str | No
     return "no conduit declares a route through it"
 
 
+@RULES.stack("cw-net-13-zones-policy-loaded", control="CW-NET-13", scope=Scope.NO_ZONES,
+             description="CW-NET-13 (cityward): the pack enforces the city's zones policy, so it must have one.")
 def _no_policy(args: StackValidationArgs, report: ReportViolation) -> None:
     report("CW-NET-13: the policy pack has no zones policy: set CITYWARD_ZONES_FILE to the file the stack's "
            "zonesFile names (cityward cloud plan does this itself)")
-
-
-def policies(zones: ZonesPolicy | None, level: EnforcementLevel = EnforcementLevel.MANDATORY) -> list:
-    """The CW-NET-13 rules for one zones policy; without a policy, one rule that always refuses."""
-
-    def rule(name: str, description: str, validate: Callable) -> StackValidationPolicy:
-        return stack_rule(name, description, validate, level)
-
-    if zones is None:
-        return [rule("cw-net-13-zones-policy-loaded",
-                     "CW-NET-13 (cityward): the pack enforces the city's zones policy, so it must have one.",
-                     _no_policy)]
-    return [
-        rule("cw-net-13-stack-built-from-zones-policy",
-             "CW-NET-13 (cityward): the VPC carries the digest of the zones policy the pack enforces, so the "
-             "stack and the pack read the same file.", _stack_built_from(zones)),
-        rule("cw-net-13-subnets-in-zones",
-             "CW-NET-13 (cityward; IEC 62443-3-3 SR 5.1): every subnet lies in one zone of the zones policy by "
-             "its address and says so, or is the interface-endpoint or the transit (Transit Gateway attachment) "
-             "segment.", _subnets_in_zones(zones)),
-        rule("cw-net-13-sg-rules-from-conduits",
-             "CW-NET-13 (cityward; IEC 62443-3-3 SR 5.2; cf. FSBP EC2.18/EC2.19): every security-group rule opens "
-             "only a flow a conduit of the zones policy declares, judged by its addresses and ports, not its tags.",
-             _sg_rules_from_conduits(zones)),
-        rule("cw-net-13-nacl-entries-from-conduits",
-             "CW-NET-13 (cityward; IEC 62443-3-3 SR 5.2; cf. FSBP EC2.21): every network ACL allow entry is a "
-             "conduit of the zones policy or its return traffic, for the zones of the subnets the NACL serves.",
-             _nacl_entries_from_conduits(zones)),
-        rule("cw-net-13-routes-from-conduits",
-             "CW-NET-13 (cityward; IEC 62443-3-3 SR 5.2; CISA CPG 2.X): OT route tables never lead toward the "
-             "internet (internet, egress-only or NAT gateway, network interface, instance, Transit Gateway, "
-             "peering) except to declared field sites of a conduit; internet routes only where a conduit to "
-             "the internet exists.", _routes_from_conduits(zones)),
-    ]

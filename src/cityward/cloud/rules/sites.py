@@ -1,8 +1,7 @@
-"""CrossGuard rules for field-site connectivity (control CW-NET-16): field sites reach the city's
-zones over site-to-site VPN on a Transit Gateway whose route tables admit only the conduits of the
-zones policy.
+"""Field-site connectivity (CW-NET-16): field sites reach the city's zones over site-to-site VPN on
+a Transit Gateway whose route tables admit only the conduits of the zones policy.
 
-`policies(zones)` builds the rules for the zones policy the stack used. They are stack rules: they
+`RULES.policies(zones)` builds the rules for the zones policy the stack used. They are stack rules: they
 join customer gateways, VPN connections, TGW route tables, their associations and routes through
 `graph.Graph`, by id once ids are known and by the engine's property dependencies on a first
 preview. A site's route table is recognised by following its association to the VPN attachment,
@@ -17,10 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.cityward.hardening.plugins.plugin_utils.zones import Site
-from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
+from pulumi_policy import ReportViolation, StackValidationArgs
 
 from cityward.cloud.graph import UNKNOWN, Graph, items, peek
-from cityward.cloud.rules import stack_rule
+from cityward.cloud.rules.registry import RuleSet
 from cityward.cloud.types import (
     CUSTOMER_GATEWAY,
     SUBNET,
@@ -45,7 +44,9 @@ IKE_VERSIONS = {"ikev2"}
 STRONG_ENCRYPTION = {"AES256", "AES256-GCM-16"}
 STRONG_INTEGRITY = {"SHA2-256", "SHA2-384", "SHA2-512"}
 STRONG_DH_GROUPS = {15, 16, 17, 18, 19, 20, 21}  # MODP >= 3072 bits and the NIST elliptic curves
+SEE = "CW-NET-16 (cityward: field sites only through conduits)"  # how every description starts
 
+RULES = RuleSet()
 
 
 class _Sites:
@@ -106,17 +107,32 @@ class _Sites:
         return self.zones.zone_of(cidr), self.zones.site_of(cidr)
 
 
-def _stack_rule(name: str, description: str, zones: ZonesPolicy,
-                check: Callable[[_Sites, ReportViolation], None]) -> StackValidationPolicy:
-    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        check(_Sites(zones, args), report)
+def _site_rule(name: str, *, description: str, checkov: tuple[str, ...] = (),
+               security_hub: tuple[str, ...] = ()) -> Callable:
+    """Declare the decorated `check(sites, report)` a CW-NET-16 rule built for one zones policy: it
+    judges the stack's site connectivity joined for that policy (`_Sites`)."""
 
-    return stack_rule(name, description, validate, EnforcementLevel.MANDATORY)
+    def register(check: Callable[[_Sites, ReportViolation], None]) -> Callable:
+        def build(zones: ZonesPolicy) -> Callable:
+            def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+                check(_Sites(zones, args), report)
+
+            return validate
+
+        RULES.zoned(name, control="CW-NET-16", description=description, checkov=checkov,
+                    security_hub=security_hub)(build)
+        return check
+
+    return register
 
 
 # --- the rules -------------------------------------------------------------------------------
 
 
+@_site_rule("cw-net-16-sites-have-vpn-on-tgw",
+            description=f"{SEE}: every field site of the zones policy has a customer gateway with its address and a "
+                        "VPN connection on this stack's Transit Gateway carrying only the site's network (AWS "
+                        "guidance for OT: site-to-site VPN; no Checkov / FSBP / CIS AWS equivalent)")
 def _sites_have_vpn(s: _Sites, report: ReportViolation) -> None:
     """Every site of the policy: a customer gateway with its address (type ipsec.1), a VPN connection
     on it that terminates on a TGW of this stack and carries only the site's network."""
@@ -163,6 +179,8 @@ def _sites_have_vpn(s: _Sites, report: ReportViolation) -> None:
             report(cannot_decide(f"VPN connection {vpn.name}: which Transit Gateway it terminates on"), vpn.urn)
 
 
+@_site_rule("cw-net-16-customer-gateways-are-sites",
+            description=f"{SEE}: every customer gateway is a field site of the zones policy, with the site's ASN")
 def _gateways_are_sites(s: _Sites, report: ReportViolation) -> None:
     for gateway in s.graph.of(CUSTOMER_GATEWAY):
         site = s.site_of_gateway(gateway)
@@ -177,6 +195,10 @@ def _gateways_are_sites(s: _Sites, report: ReportViolation) -> None:
                    f"{peek(gateway.props, 'bgpAsn')} is not the site's {site.customer_gateway.bgp_asn}", gateway.urn)
 
 
+@_site_rule("cw-net-16-tgw-no-default-route-tables", checkov=("CKV_AWS_331",), security_hub=("EC2.23",),
+            description=f"{SEE}: Transit Gateways have default route-table association and propagation disabled "
+                        "and do not auto-accept shared attachments; VPC attachments use no default route table "
+                        "(FSBP EC2.23, Checkov CKV_AWS_331, AWS Config ec2-transit-gateway-auto-vpc-attach-disabled)")
 def _no_default_route_tables(s: _Sites, report: ReportViolation) -> None:
     for tgw in s.graph.of(TGW):
         for key in ("defaultRouteTableAssociation", "defaultRouteTablePropagation"):
@@ -214,6 +236,9 @@ def _attachment_subnets(s: _Sites, attachment: Any) -> list[Any]:
     return s.graph.dependencies(attachment, "subnetIds", SUBNET) or [UNKNOWN]
 
 
+@_site_rule("cw-net-16-vpc-attachment-in-transit-segment",
+            description=f"{SEE}: each Transit Gateway has one VPC attachment, of this stack's VPC, in the transit "
+                        "segment's subnets (whose NACL admits only the field sites' conduit flows)")
 def _one_attachment_in_transit(s: _Sites, report: ReportViolation) -> None:
     vpcs = s.graph.of(VPC)
     for tgw in s.graph.of(TGW):
@@ -238,12 +263,17 @@ def _one_attachment_in_transit(s: _Sites, report: ReportViolation) -> None:
                        "whose NACL admits only the field sites' conduit flows", attachment.urn)
 
 
+@_site_rule("cw-net-16-tgw-no-propagation",
+            description=f"{SEE}: no TGW route propagation at all; only static routes generated from the conduits")
 def _no_propagation(s: _Sites, report: ReportViolation) -> None:
     for resource in s.graph.of(TGW_PROPAGATION, TGW_DEFAULT_PROPAGATION):
         report(f"{resource.name} propagates an attachment's routes into a TGW route table: only the static "
                "routes generated from the conduits may exist", resource.urn)
 
 
+@_site_rule("cw-net-16-tgw-route-tables-known",
+            description=f"{SEE}: every TGW route and association names a route table and an attachment of this "
+                        "stack, and a field site's route table serves that site's VPN alone")
 def _route_tables_known(s: _Sites, report: ReportViolation) -> None:
     """Every association and route names a route table and an attachment of this stack; a site's
     route table serves that site's VPN alone (else the others would share its routes)."""
@@ -273,6 +303,9 @@ def _route_tables_known(s: _Sites, report: ReportViolation) -> None:
                    "each site's VPN has a route table of its own", table.urn)
 
 
+@_site_rule("cw-net-16-site-routes-follow-conduits",
+            description=f"{SEE}: a field site's TGW routes reach only its own zone and the zones its zone has a "
+                        "conduit with (zones through the VPC attachment, sites through their own VPN)")
 def _site_routes_follow_conduits(s: _Sites, report: ReportViolation) -> None:
     for table, owners in s.tables().values():
         if len(owners) != 1 or owners[0].resource_type != VPN:
@@ -322,6 +355,9 @@ def _judge_site_route(s: _Sites, route: Any, site: Site, allowed: set[str], repo
                route.urn)
 
 
+@_site_rule("cw-net-16-vpc-routes-to-declared-sites",
+            description=f"{SEE}: the VPC attachment's TGW routes go only to declared field-site CIDRs, each through "
+                        "that site's VPN attachment")
 def _vpc_routes_to_sites(s: _Sites, report: ReportViolation) -> None:
     for table, owners in s.tables().values():
         if not owners or any(o.resource_type != VPC_ATTACHMENT for o in owners):
@@ -344,6 +380,10 @@ def _vpc_routes_to_sites(s: _Sites, report: ReportViolation) -> None:
                        "VPN attachment", route.urn)
 
 
+@_site_rule("cw-net-16-vpn-tunnels-ikev2-strong",
+            description=f"{SEE}: VPN connections use static routes, and both tunnels IKEv2 only with AES-256, SHA-2 "
+                        "and DH groups of at least 3072 bits or elliptic curves in both phases (complements FSBP "
+                        "EC2.20; NIST SP 800-77r1)")
 def _tunnels_strong(s: _Sites, report: ReportViolation) -> None:
     for vpn in s.graph.of(VPN):
         problems = []
@@ -376,56 +416,3 @@ def _tunnel_problems(props: Any, tunnel: int) -> list[str]:
         elif weak:
             problems.append(f"{key} allows {', '.join(weak)}")
     return problems
-
-
-def policies(zones: ZonesPolicy) -> list[StackValidationPolicy]:
-    """The CW-NET-16 rules for `zones` (the policy the stack was built from)."""
-    see = "CW-NET-16 (cityward: field sites only through conduits)"
-    return [
-        _stack_rule(
-            "cw-net-16-sites-have-vpn-on-tgw",
-            f"{see}: every field site of the zones policy has a customer gateway with its address and a VPN "
-            "connection on this stack's Transit Gateway carrying only the site's network (AWS guidance for "
-            "OT: site-to-site VPN; no Checkov / FSBP / CIS AWS equivalent)",
-            zones, _sites_have_vpn),
-        _stack_rule(
-            "cw-net-16-customer-gateways-are-sites",
-            f"{see}: every customer gateway is a field site of the zones policy, with the site's ASN",
-            zones, _gateways_are_sites),
-        _stack_rule(
-            "cw-net-16-tgw-no-default-route-tables",
-            f"{see}: Transit Gateways have default route-table association and propagation disabled and do "
-            "not auto-accept shared attachments; VPC attachments use no default route table (FSBP EC2.23, "
-            "Checkov CKV_AWS_331, AWS Config ec2-transit-gateway-auto-vpc-attach-disabled)",
-            zones, _no_default_route_tables),
-        _stack_rule(
-            "cw-net-16-vpc-attachment-in-transit-segment",
-            f"{see}: each Transit Gateway has one VPC attachment, of this stack's VPC, in the transit "
-            "segment's subnets (whose NACL admits only the field sites' conduit flows)",
-            zones, _one_attachment_in_transit),
-        _stack_rule(
-            "cw-net-16-tgw-no-propagation",
-            f"{see}: no TGW route propagation at all; only static routes generated from the conduits",
-            zones, _no_propagation),
-        _stack_rule(
-            "cw-net-16-tgw-route-tables-known",
-            f"{see}: every TGW route and association names a route table and an attachment of this stack, "
-            "and a field site's route table serves that site's VPN alone",
-            zones, _route_tables_known),
-        _stack_rule(
-            "cw-net-16-site-routes-follow-conduits",
-            f"{see}: a field site's TGW routes reach only its own zone and the zones its zone has a conduit "
-            "with (zones through the VPC attachment, sites through their own VPN)",
-            zones, _site_routes_follow_conduits),
-        _stack_rule(
-            "cw-net-16-vpc-routes-to-declared-sites",
-            f"{see}: the VPC attachment's TGW routes go only to declared field-site CIDRs, each through that "
-            "site's VPN attachment",
-            zones, _vpc_routes_to_sites),
-        _stack_rule(
-            "cw-net-16-vpn-tunnels-ikev2-strong",
-            f"{see}: VPN connections use static routes, and both tunnels IKEv2 only with AES-256, SHA-2 and "
-            "DH groups of at least 3072 bits or elliptic curves in both phases (complements FSBP EC2.20; "
-            "NIST SP 800-77r1)",
-            zones, _tunnels_strong),
-    ]

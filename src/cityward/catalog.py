@@ -11,38 +11,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from cityward.errors import CitywardError
 from cityward.resources import policies_dir
+from cityward.strict_model import StrictModel
 from cityward.yamlfile import describe_pydantic_errors, load_yaml
 
 CONTROL_ID = re.compile(r"CW-[A-Z]+-\d{2}")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SourceItem(_Strict):
+class SourceItem(StrictModel):
     id: str = Field(pattern=r"^(FE-(PD|SC|OR)|TM)-\d{2}$")
     title: str = Field(min_length=3)
     area: str | None = None
     summary: str | None = None
 
 
-class Source(_Strict):
+class Source(StrictModel):
     id: str
     title: str
     items: list[SourceItem] = Field(min_length=1)
 
 
-class Enforcement(_Strict):
+class Enforcement(StrictModel):
     kind: Literal["role", "playbook", "stack", "policy", "metadata", "evidence"]
     ref: str = Field(min_length=1)
 
 
-class Control(_Strict):
+class Control(StrictModel):
     id: str = Field(pattern=r"^CW-[A-Z]+-\d{2}$")
     title: str = Field(min_length=5, max_length=120)
     sources: list[str] = Field(min_length=1)

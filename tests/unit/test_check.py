@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cityward.check import run_check
-from cityward.inventory import assess_host
+from cityward.governance import assess
 from cityward.zones import load_zones
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,7 +187,7 @@ VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
        zone=st.one_of(st.none(), st.sampled_from(["field", "moon"]), VALUES))
 def test_generated_device_records_give_named_fields_or_pass(record, zone):
     hostvars = {"cityward_device": record, "cityward_zone": zone}
-    host = assess_host("gen-01", hostvars, EXAMPLE, all_hosts=["gen-01"], today=TODAY, zones=ZONES)
+    host = assess("gen-01", hostvars, EXAMPLE, all_hosts=["gen-01"], today=TODAY, zones=ZONES)
     for problem in map(str, host.problems):
         assert problem.startswith(("field cityward_device", "field cityward_zone")), problem
     assert host.problems or host.device is not None

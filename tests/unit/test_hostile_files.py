@@ -20,9 +20,11 @@ from hypothesis import strategies as st
 
 from cityward.catalog import load_catalog
 from cityward.check import run_check
+from cityward.city_files import load_model
 from cityward.cli import main
+from cityward.device import IncidentContacts
 from cityward.errors import CitywardError
-from cityward.inventory import IncidentContacts, _load_model, _warnings, inventory_env, screen_inventory
+from cityward.inventory import _warnings, inventory_env, screen_inventory
 from cityward.problems import Problem
 from cityward.yamlfile import MAX_BYTES, check_yaml_file, load_yaml
 
@@ -160,14 +162,14 @@ RECORDS = [
 def test_a_broken_records_file_is_a_problem_naming_it(tmp_path, case, text, expected):
     path = tmp_path / "incident-contacts.yml"
     path.write_text(text)
-    model, problems = _load_model(path, IncidentContacts)
+    model, problems = load_model(path, IncidentContacts)
     assert model is None and problems == [Problem(expected.message, file=str(path), field=expected.field)]
 
 
 def test_a_fifo_as_records_file_is_refused_not_waited_for(tmp_path):
     path = tmp_path / "incident-contacts.yml"
     os.mkfifo(path)
-    assert _load_model(path, IncidentContacts) == (
+    assert load_model(path, IncidentContacts) == (
         None, [Problem("refused: a FIFO, not a regular file", file=str(path))])
 
 
@@ -450,8 +452,8 @@ def test_generated_zones_files_load_or_give_lines_naming_the_file(tmp_path, data
 def test_generated_records_files_give_problems_naming_the_file(tmp_path, data):
     path = tmp_path / "vendor-requirements.yml"
     path.write_bytes(data)
-    from cityward.inventory import VendorRequirements
-    _, problems = _load_model(path, VendorRequirements)
+    from cityward.device import VendorRequirements
+    _, problems = load_model(path, VendorRequirements)
     assert all(p.file == str(path) and "\n" not in str(p) for p in problems), problems
 
 

@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cityward.check import run_check
+from cityward.city_files import inventory_dirs
 from cityward.hostvar_specs import check_table
 from cityward.hostvars import host_variable_problems
-from cityward.inventory import _group_names, inventory_dirs, list_inventory
+from cityward.inventory import _group_names, list_inventory
 from cityward.zones import load_zones, parse_zones
 
 ROOT = Path(__file__).resolve().parents[2]

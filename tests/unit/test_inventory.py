@@ -1,6 +1,7 @@
-"""Device and city metadata (src/cityward/inventory.py): the example city, the lab's records, a
-corpus of malformed metadata (each refused with a line naming host and field), and the verdict
-of every metadata control at its boundaries."""
+"""Device and city metadata (cityward.device, cityward.city_files, cityward.governance,
+cityward.inventory): the example city, the lab's records, a corpus of malformed metadata (each
+refused with a line naming host and field), and the verdict of every metadata control at its
+boundaries."""
 
 from __future__ import annotations
 
@@ -17,16 +18,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cityward.city_files import inventory_dirs, load_city
+from cityward.device import WEEKDAYS
 from cityward.errors import CitywardError
-from cityward.inventory import (
-    WEEKDAYS,
-    assess_host,
-    inventory_dirs,
-    inventory_env,
-    load_city,
-    span_days,
-    validate_inventory,
-)
+from cityward.governance import assess
+from cityward.inventory import inventory_env, validate_inventory
+from cityward.log_settings import span_days
 from cityward.zones import load_zones
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,7 +118,7 @@ def test_lab_city_records_load():
 def test_molecule_platform_metadata_passes_every_control():
     hostvars = yaml.safe_load((ROOT / "molecule" / "default" / "host_vars" / "cw-default-bookworm.yml").read_text())
     hostvars |= yaml.safe_load((LAB / "group_vars" / "all" / "city.yml").read_text())
-    host = assess_host("cw-default-bookworm", hostvars, LAB, all_hosts=["cw-default-bookworm", "cw-default-trixie"],
+    host = assess("cw-default-bookworm", hostvars, LAB, all_hosts=["cw-default-bookworm", "cw-default-trixie"],
                        today=TODAY, zones=ZONES)
     assert host.problems == []
     assert {cid: v.status for cid, v in host.verdicts.items()} == dict.fromkeys(GOV_IDS, "passed")
@@ -293,7 +290,7 @@ def verdicts(tmp_path, dev=None, city=CITY, today=TODAY, extra=None, **files):
     folder = city_dir(tmp_path, **files)
     hostvars = {"cityward_zone": "field", "cityward_device": dev if dev is not None else device(),
                 "cityward_city": city, **(extra or {})}
-    host = assess_host("gw-01", hostvars, folder, all_hosts=["gw-01", "gw-02"], today=today, zones=ZONES)
+    host = assess("gw-01", hostvars, folder, all_hosts=["gw-01", "gw-02"], today=today, zones=ZONES)
     return {cid: (v.status, v.reason) for cid, v in host.verdicts.items()}
 
 
@@ -429,7 +426,7 @@ def test_redundancy_or_degraded_mode(tmp_path, changes, status, words):
 
 def test_encrypted_or_templated_metadata_is_not_guessed(tmp_path):
     vaulted = {"__ansible_vault": "$ANSIBLE_VAULT;1.1;AES256\n3361"}
-    host = assess_host("h", {"cityward_zone": "field", "cityward_device": vaulted}, tmp_path, today=TODAY, zones=ZONES)
+    host = assess("h", {"cityward_zone": "field", "cityward_device": vaulted}, tmp_path, today=TODAY, zones=ZONES)
     assert list(map(str, host.problems)) == ["field cityward_device: vault-encrypted metadata cannot be checked: "
                              "write the value itself"]
     got = verdicts(tmp_path, device(support_end_of_life="{{ eol }}"))
@@ -447,7 +444,7 @@ def test_one_bad_field_spoils_only_its_own_checks(tmp_path):
 
 def test_a_host_of_an_inventory_without_zones_policy_fails_gov_01_saying_why(tmp_path):
     """The audit of such an inventory (a Molecule scenario's) runs; the zone cannot be judged."""
-    host = assess_host("h", {"cityward_zone": "field", "cityward_device": device(redundancy=None)}, tmp_path,
+    host = assess("h", {"cityward_zone": "field", "cityward_device": device(redundancy=None)}, tmp_path,
                        all_hosts=["h"], today=TODAY)
     assert list(map(str, host.problems)) == [
         f"field cityward_zone: cannot be checked: {tmp_path}: host h: no zones policy: set "
@@ -479,7 +476,7 @@ _junk = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3) | st.di
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(dev=_devices)
 def test_any_well_formed_device_is_valid(tmp_path, dev):
-    host = assess_host("h", {"cityward_zone": "field", "cityward_device": dev}, tmp_path, all_hosts=["h"], today=TODAY,
+    host = assess("h", {"cityward_zone": "field", "cityward_device": dev}, tmp_path, all_hosts=["h"], today=TODAY,
                        zones=ZONES)
     assert host.problems == [] and host.device is not None
 
@@ -491,7 +488,7 @@ def test_any_well_formed_device_is_valid(tmp_path, dev):
 def test_junk_in_a_field_is_reported_on_that_field_never_raised(tmp_path, dev, field, junk):
     dev = copy.deepcopy(dev)
     dev[field] = junk
-    host = assess_host("h", {"cityward_zone": "field", "cityward_device": dev}, tmp_path, all_hosts=["h"], today=TODAY,
+    host = assess("h", {"cityward_zone": "field", "cityward_device": dev}, tmp_path, all_hosts=["h"], today=TODAY,
                        zones=ZONES)
     for line in map(str, host.problems):
         assert line.startswith("field cityward_device"), line
@@ -504,13 +501,13 @@ def test_junk_in_a_field_is_reported_on_that_field_never_raised(tmp_path, dev, f
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(junk=_junk)
 def test_junk_instead_of_a_device_never_raises(tmp_path, junk):
-    host = assess_host("h", {"cityward_zone": "field", "cityward_device": junk}, tmp_path, today=TODAY, zones=ZONES)
+    host = assess("h", {"cityward_zone": "field", "cityward_device": junk}, tmp_path, today=TODAY, zones=ZONES)
     assert host.verdicts["CW-GOV-01"].status == "failed"
     assert all(line.startswith("field cityward_device") for line in map(str, host.problems))
 
 
 def test_the_logging_roles_own_siem_setting_wins_even_when_empty():
-    from cityward.inventory import forwarding_siem
+    from cityward.log_settings import forwarding_siem
 
     assert forwarding_siem({"cityward_siem_host": "10.40.48.10"}) == "10.40.48.10"
     assert forwarding_siem({"cityward_siem_host": "10.40.48.10", "logging_siem_host": "cw-log-siem"}) == "cw-log-siem"

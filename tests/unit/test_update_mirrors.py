@@ -15,7 +15,9 @@ from test_check import EXAMPLE, ZONES, edit
 from test_check import world as world  # noqa: PLC0414 (the example city's writable copy, a fixture)
 
 from cityward.check import run_check
-from cityward.inventory import PATCH_SLA_DAYS_DEFAULT, assess_host, patch_sla_days, validate_inventory
+from cityward.device import PATCH_SLA_DAYS_DEFAULT, patch_sla_days
+from cityward.governance import assess
+from cityward.inventory import validate_inventory
 from cityward.mirrors import declaration_problems
 
 TODAY = date(2026, 11, 24)
@@ -199,7 +201,7 @@ def _with_sla(value):
 @pytest.mark.control("CW-PATCH-07")
 @pytest.mark.parametrize("value", [7, 1, 365])
 def test_a_patch_sla_in_range_is_accepted(value):
-    host = assess_host("historian-01", _with_sla(value), EXAMPLE, zones=ZONES, today=TODAY)
+    host = assess("historian-01", _with_sla(value), EXAMPLE, zones=ZONES, today=TODAY)
     assert host.problems == [] and host.device.patch_sla_days == value
     assert patch_sla_days(_with_sla(value)["cityward_device"]) == value
 
@@ -207,13 +209,13 @@ def test_a_patch_sla_in_range_is_accepted(value):
 @pytest.mark.control("CW-PATCH-07")
 @pytest.mark.parametrize("value", [0, 366, -3, "30", 7.5, True])
 def test_a_bad_patch_sla_is_refused_naming_the_field(value):
-    host = assess_host("historian-01", _with_sla(value), EXAMPLE, zones=ZONES, today=TODAY)
+    host = assess("historian-01", _with_sla(value), EXAMPLE, zones=ZONES, today=TODAY)
     assert [p.field for p in host.problems] == ["cityward_device.patch_sla_days"], host.problems
     assert patch_sla_days(_with_sla(value)["cityward_device"]) is None
 
 
 @pytest.mark.control("CW-PATCH-07")
 def test_a_device_without_a_patch_sla_has_the_default():
-    host = assess_host("historian-01", HISTORIAN, EXAMPLE, zones=ZONES, today=TODAY)
+    host = assess("historian-01", HISTORIAN, EXAMPLE, zones=ZONES, today=TODAY)
     assert host.problems == [] and host.device.patch_sla_days == PATCH_SLA_DAYS_DEFAULT == 30
     assert patch_sla_days(HISTORIAN["cityward_device"]) == PATCH_SLA_DAYS_DEFAULT

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from cityward.device import IncidentContacts
 from cityward.errors import CitywardError
-from cityward.inventory import IncidentContacts
 from cityward.yamlfile import load_yaml
 
 

@@ -1,14 +1,18 @@
-"""`cityward audit`: verify every control on the hosts of an inventory and write the evidence."""
+"""`cityward audit`: verify every control on the hosts of an inventory and write the evidence.
+
+The command only wires the audit's pipeline (cityward.audit): it reads its input, decides the
+environment of the checks, then collect -> aggregate (once) -> render and write -> exit code.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-from collections import Counter
+from importlib.resources import files
 from pathlib import Path
 
 from cityward.errors import CitywardError
 
-FORMATS = ("html", "json", "junit", "sarif")
 EXIT_CODES = ("exit codes: 0 every mandatory control passed on every host; 1 a mandatory control failed or a host "
               "was unreachable (metadata problems are reported and fail their controls); 2 bad input: the "
               "inventory cannot be read (missing, unparsable, a refused file), nothing was contacted; 2 also for "
@@ -16,6 +20,8 @@ EXIT_CODES = ("exit codes: 0 every mandatory control passed on every host; 1 a m
 
 
 def _formats(text: str) -> set[str]:
+    from cityward.audit.write import FORMATS
+
     chosen = {f.strip() for f in text.split(",") if f.strip()}
     unknown = chosen - set(FORMATS)
     if unknown or not chosen:
@@ -24,30 +30,21 @@ def _formats(text: str) -> set[str]:
     return chosen
 
 
-def summary_table(run) -> str:
-    """Check outcomes per zone, the table printed after an audit."""
-    rows: dict[str, Counter] = {}
-    for host in run.hosts:
-        zone = host.zone or "(no zone)"
-        counter = rows.setdefault(zone, Counter())
-        counter["hosts"] += 1
-        if not host.reachable:
-            counter["unreachable"] += 1
-        counter.update(check.outcome for check in host.checks)
-    cols = ("hosts", "passed", "failed", "error", "not_applicable", "skipped", "unreachable")
-    lines = [f"{'ZONE':<15}" + "".join(f"{c.replace('_', ' ').upper():>16}" for c in cols)]
-    total = Counter()
-    for zone, counter in sorted(rows.items()):
-        total.update(counter)
-        lines.append(f"{zone:<15}" + "".join(f"{counter[c]:>16}" for c in cols))
-    lines.append(f"{'TOTAL':<15}" + "".join(f"{total[c]:>16}" for c in cols))
-    return "\n".join(lines)
+def checks_env() -> dict[str, str]:
+    """The environment the per-host check processes run with: this process's, with cityward's own
+    Podman settings (containers.conf) unless one is set, so that a lab container is reached the
+    way cityward's other Podman calls reach it (cityward.lab.podman.podman_env does the same)."""
+    env = dict(os.environ)
+    env.setdefault("CONTAINERS_CONF", str(files("cityward") / "data" / "containers.conf"))
+    return env
 
 
 def _run(args) -> int:
     # imported here: the audit pulls in the checks (and pytest); every other command starts faster
-    from cityward.audit.report import aggregate, write_reports
-    from cityward.audit.runner import resolve_inventory, run_audit
+    from cityward.audit import render_text
+    from cityward.audit.aggregate import aggregate
+    from cityward.audit.collect import resolve_inventory, run_audit
+    from cityward.audit.write import write_reports
     from cityward.catalog import load_catalog
     from cityward.inventory import validate_inventory
 
@@ -72,23 +69,15 @@ def _run(args) -> int:
     for problem in problems:
         print(f"cityward audit: metadata: {problem}", file=sys.stderr)
     run = run_audit(inventory, Path(args.out), limit=args.limit, workers=args.workers, inventory_dir=city,
-                    resolved=resolved)
+                    resolved=resolved, env=checks_env())
     run.policy_exceptions = exceptions
-    paths = write_reports(run, catalog, formats, Path(args.out))
-    print(summary_table(run))
-    for host in run.hosts:
-        if not host.reachable or host.error:
-            print(f"{host.name}: {host.error}")
-    facts = aggregate(run, catalog)
-    failures = facts.get("mandatory_failures", [])
-    for failure in failures:
-        print(f"FAIL {failure['control']} {failure['title']} on {', '.join(failure['hosts'])}")
-    for line in run.policy_exceptions:
-        print(f"policy exception: {line}")
+    result = aggregate(run, catalog)
+    paths = write_reports(result, formats, Path(args.out))
+    print(render_text.render(result))
     for path in paths:
         print(f"report: {path}")
     unreachable = [h.name for h in run.hosts if not h.reachable]
-    return 1 if failures or unreachable else 0
+    return 1 if result.mandatory_failures or unreachable else 0
 
 
 def register(sub) -> None:

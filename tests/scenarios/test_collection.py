@@ -146,12 +146,11 @@ class City:
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory, hostvars) -> City:
+def city(tmp_path_factory, container) -> City:
     work = tmp_path_factory.mktemp("adopt-collection")
     collections, folder, operator = work / "collections", work / "city", work / "operator"
     folder.mkdir()
     operator.mkdir(mode=0o700)
-    container = hostvars.get("ansible_host", hostvars["inventory_hostname"])
     city = City(folder, collections, container)
 
     # The release: the tarball `ansible-galaxy collection build` makes in the checkout.

@@ -17,20 +17,13 @@ from pathlib import Path
 import pytest
 from siemlab import Siem, load_ca, make_client_cert, podman, send_tls
 
-from cityward.inventory import forwarding_siem
+# The SIEM this host forwards to; skips a host that names none (as the control check does).
+from cityward.checks.test_logging import siem_host as siem_host  # noqa: PLC0414 (a fixture)
 
 
 @pytest.fixture(scope="module")
-def siem_name(hostvars):
-    name = forwarding_siem(hostvars)
-    if not name:
-        pytest.skip("not applicable: no SIEM configured for this host (logging_siem_host undefined)")
-    return name
-
-
-@pytest.fixture(scope="module")
-def siem(siem_name):
-    return Siem(siem_name)
+def siem(siem_host):
+    return Siem(siem_host)
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +63,12 @@ def test_auth_events_reach_the_siem_over_tls(host, hostvars, siem, run_id):
 
 
 @pytest.mark.control("CW-LOG-03")
-def test_plaintext_syslog_is_refused_and_not_stored(host, hostvars, siem, siem_name, run_id):
+def test_plaintext_syslog_is_refused_and_not_stored(host, hostvars, siem, siem_host, run_id):
     name = hostvars["inventory_hostname"]
-    tcp514 = host.run(f"logger --server {siem_name} --port 514 --tcp 'CWPLAIN{run_id}tcp514'")
+    tcp514 = host.run(f"logger --server {siem_host} --port 514 --tcp 'CWPLAIN{run_id}tcp514'")
     assert tcp514.rc != 0, "a plaintext TCP connection to 514 was accepted"
-    host.run(f"logger --server {siem_name} --port 514 --udp 'CWPLAIN{run_id}udp514'")
-    host.run(f"logger --server {siem_name} --port 6514 --tcp 'CWPLAIN{run_id}tcp6514'")
+    host.run(f"logger --server {siem_host} --port 514 --udp 'CWPLAIN{run_id}udp514'")
+    host.run(f"logger --server {siem_host} --port 6514 --tcp 'CWPLAIN{run_id}tcp6514'")
     # A message through the real TLS path, sent after the probes: once it is stored, the probes
     # had every chance to be stored too.
     _log(host, f"logger -t cityward-test 'control CWCTRL{run_id}'")
@@ -91,7 +84,7 @@ def _once(hostvars) -> None:
 
 
 @pytest.mark.control("CW-LOG-03")
-def test_only_permitted_certificates_of_the_log_ca_may_send(hostvars, siem, siem_name, pki, run_id, tmp_path):
+def test_only_permitted_certificates_of_the_log_ca_may_send(hostvars, siem, siem_host, pki, run_id, tmp_path):
     """From the controller: a permitted host's certificate is accepted (the probe works); no
     certificate, a look-alike from another CA, and a lab-CA certificate for a name the SIEM
     does not permit are all refused and stored nowhere."""
@@ -104,9 +97,9 @@ def test_only_permitted_certificates_of_the_log_ca_may_send(hostvars, siem, siem
         "ROGUE": make_client_cert(tmp_path, name),  # the permitted name, but not the lab CA
         "INTRUDER": make_client_cert(tmp_path, "cw-log-intruder", ca_cert, ca_key),
     }
-    outcomes = {label: send_tls(address, siem.port, ca_file, siem_name, f"CWTLS{run_id}{label}", cert)
+    outcomes = {label: send_tls(address, siem.port, ca_file, siem_host, f"CWTLS{run_id}{label}", cert)
                 for label, cert in peers.items()}
-    good = send_tls(address, siem.port, ca_file, siem_name, f"CWTLS{run_id}GOOD",
+    good = send_tls(address, siem.port, ca_file, siem_host, f"CWTLS{run_id}GOOD",
                     (pki / f"{name}.crt", pki / f"{name}.key"))
     assert good == "sent"
     assert siem.wait_for(f"CWTLS{run_id}GOOD", 1, timeout=60) == {f"CWTLS{run_id}GOOD"}
@@ -141,7 +134,7 @@ def test_nothing_is_lost_while_the_siem_is_down(hostvars, siem, run_id):
 # --- patching ------------------------------------------------------------------------------
 
 @pytest.mark.control("CW-PATCH-03")
-def test_pending_report_reaches_the_controller_and_the_siem(host, hostvars, siem, siem_name):
+def test_pending_report_reaches_the_controller_and_the_siem(host, hostvars, siem, siem_host):
     name = hostvars["inventory_hostname"]
     report = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "reports" / "patching" / f"{name}.json"
     data = json.loads(report.read_text())
@@ -157,7 +150,7 @@ def test_pending_report_reaches_the_controller_and_the_siem(host, hostvars, siem
 
 
 @pytest.mark.control("CW-PATCH-04", "CW-PATCH-02")
-def test_unsigned_source_stops_the_patch_run_before_the_next_batch(host, hostvars, siem_name):
+def test_unsigned_source_stops_the_patch_run_before_the_next_batch(host, hostvars, siem_host):
     """playbooks/patch.yml with one host per batch and no failure budget: a trusted=yes source on
     the first host fails it in preflight, nothing changes on it, and the second batch never starts."""
     _once(hostvars)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cityward.audit.aggregate import aggregate
 from cityward.audit.model import AuditRun
-from cityward.audit.report import aggregate
-from cityward.audit.report_html import render
+from cityward.audit.render_html import render
 from cityward.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,9 +69,9 @@ def test_the_audit_evidence_lists_the_exceptions():
     run = AuditRun(inventory="city", started="2026-12-06T08:00:00+00:00", finished="2026-12-06T08:01:00+00:00",
                    hosts=[], cityward_version="0", policy_exceptions=[line])
     catalog = load_catalog()
-    data = aggregate(run, catalog)
-    assert data["policy_exceptions"] == [line]
-    page = render(run, catalog, data)
+    result = aggregate(run, catalog)
+    assert result.facts["policy_exceptions"] == [line]
+    page = render(result)
     assert "Exceptions the zones policy keeps" in page and "enterprise-&gt;field:tcp/502" in page
     quiet = AuditRun(inventory="city", started=run.started, finished=run.finished, hosts=[], cityward_version="0")
-    assert "every rule of the zones policy holds" in render(quiet, catalog, aggregate(quiet, catalog))
+    assert "every rule of the zones policy holds" in render(aggregate(quiet, catalog))

@@ -9,8 +9,9 @@ from html.parser import HTMLParser
 
 import pytest
 
+from cityward.audit.aggregate import STATUSES, aggregate, cell_status, roll_up
 from cityward.audit.model import AuditRun, CheckResult, HostResult
-from cityward.audit.report import STATUSES, aggregate, cell_status, roll_up, write_reports
+from cityward.audit.write import write_reports
 from cityward.catalog import load_catalog
 from cityward.errors import CitywardError
 
@@ -60,13 +61,13 @@ def catalog():
 
 @pytest.fixture(scope="module")
 def data(catalog):
-    return aggregate(build_run(), catalog)
+    return aggregate(build_run(), catalog).facts
 
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory, catalog):
     out = tmp_path_factory.mktemp("report")
-    paths = write_reports(build_run(), catalog, {"html", "json", "junit", "sarif"}, out)
+    paths = write_reports(aggregate(build_run(), catalog), {"html", "json", "junit", "sarif"}, out)
     return {p.name: p for p in paths}
 
 
@@ -156,7 +157,7 @@ def test_source_items_roll_up_from_their_controls(data, catalog):
 
 def test_unknown_format_refused(tmp_path, catalog):
     with pytest.raises(CitywardError, match="unknown report format"):
-        write_reports(build_run(), catalog, {"pdf"}, tmp_path)
+        write_reports(aggregate(build_run(), catalog), {"pdf"}, tmp_path)
 
 
 def test_writes_the_requested_files(written):
@@ -266,5 +267,5 @@ def test_html_passes_when_all_is_well(tmp_path, catalog):
     run = AuditRun("inventories/lab", "2026-11-24T08:00:00+00:00", "2026-11-24T08:01:00+00:00",
                    [HostResult("mgmt-01", "management", True, "", {}, [check("mgmt-01", "t", ["CW-SSH-01"])])],
                    "0.1.0")
-    (path,) = write_reports(run, catalog, {"html"}, tmp_path)
+    (path,) = write_reports(aggregate(run, catalog), {"html"}, tmp_path)
     assert 'class="verdict pass"' in path.read_text()

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from test_report import build_run
 
-from cityward.audit.report import aggregate, write_reports
+from cityward.audit.aggregate import aggregate
+from cityward.audit.write import write_reports
 from cityward.catalog import load_catalog
 
 CHROMIUM = "/usr/bin/chromium"
@@ -84,9 +85,9 @@ def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
 def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("render")
     catalog = load_catalog()
-    run = build_run()
-    (html,) = write_reports(run, catalog, {"html"}, out)
-    return html, aggregate(run, catalog), out
+    result = aggregate(build_run(), catalog)
+    (html,) = write_reports(result, {"html"}, out)
+    return html, result.facts, out
 
 
 def test_screenshot_shows_a_real_page(rendered):

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 from testinfra.utils import ansible_runner
 
-from cityward.audit.runner import run_audit
+from cityward.audit.collect import run_audit
 from cityward.testinfra_hosts import host_for, host_variables, podman_spec
 
 RESOLVED = {

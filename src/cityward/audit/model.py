@@ -1,8 +1,24 @@
-"""The audit's results, as the runner records them and the reports read them."""
+"""The audit's records: what collect gathered per check and per host (CheckResult, HostResult,
+AuditRun), and the outcome vocabulary of one check (Outcome)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """How one check ended on one host. The check decides NOT_APPLICABLE itself (it calls
+    cityward.checks.outcomes.not_applicable); the audit's pytest plugin reads the rest from pytest."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # an assertion of the check failed
+    ERROR = "error"  # the check could not run to its assertions (a fixture or setup failed)
+    SKIPPED = "skipped"  # pytest.skip: the check could not say, for a reason other than n/a
+    NOT_APPLICABLE = "not_applicable"  # the control does not apply to this host
+
+
+OUTCOMES = tuple(Outcome)
 
 
 @dataclass
@@ -11,7 +27,7 @@ class CheckResult:
     nodeid: str
     name: str
     control_ids: list[str]
-    outcome: str  # "passed" | "failed" | "skipped" | "not_applicable" | "error"
+    outcome: Outcome
     reason: str  # failure message (first lines), or skip / n.a. reason; "" when passed
     duration: float
 

@@ -1,12 +1,21 @@
-"""A pytest plugin loaded by `cityward audit`: writes one JSON line per test with its outcome,
-the control IDs of its `control` marker and the reason, to the file named by CITYWARD_RESULTS."""
+"""A pytest plugin loaded by `cityward audit`: writes one JSON line per test with its outcome
+(cityward.audit.model.Outcome), the control IDs of its `control` marker and the reason, to the
+file named by CITYWARD_RESULTS. A check that raised cityward.checks.outcomes.NotApplicable is
+not_applicable, told by the exception's type; any other skip is skipped."""
 
 from __future__ import annotations
 
 import json
 import os
 
+import pytest
+
+from cityward.audit.model import Outcome
+from cityward.checks.outcomes import NotApplicable
+
 _CONTROLS: dict[str, list[str]] = {}
+# Set on a report whose phase ended in NotApplicable: the reason the check gave.
+_NOT_APPLICABLE = "cityward_not_applicable"
 
 
 def pytest_configure(config):
@@ -19,7 +28,18 @@ def pytest_collection_modifyitems(items):
         _CONTROLS[item.nodeid] = [cid for mark in item.iter_markers("control") for cid in mark.args]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, NotApplicable):
+        # the reason as pytest words a skip, "Skipped: " excepted
+        setattr(report, _NOT_APPLICABLE, str(call.excinfo.value).rstrip())
+    return report
+
+
 def _reason(report) -> str:
+    if hasattr(report, _NOT_APPLICABLE):
+        return getattr(report, _NOT_APPLICABLE)
     if report.skipped and isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
     crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
@@ -28,12 +48,12 @@ def _reason(report) -> str:
     return str(report.longrepr or "")[-1500:]
 
 
-def _outcome(report) -> str:
+def _outcome(report) -> Outcome:
     if report.passed:
-        return "passed"
+        return Outcome.PASSED
     if report.skipped:
-        return "not_applicable" if _reason(report).lower().startswith("not applicable") else "skipped"
-    return "failed" if report.when == "call" else "error"
+        return Outcome.NOT_APPLICABLE if hasattr(report, _NOT_APPLICABLE) else Outcome.SKIPPED
+    return Outcome.FAILED if report.when == "call" else Outcome.ERROR
 
 
 def pytest_runtest_logreport(report):

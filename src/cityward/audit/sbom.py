@@ -1,8 +1,9 @@
-"""CycloneDX 1.5 SBOM of a Debian host from its package database (control CW-GOV-06).
+"""Build the CycloneDX 1.5 SBOM of a Debian host from its package listing (control CW-GOV-06).
 
-The audit runner lists the host's packages with DPKG_QUERY over the host's own connection and
-writes `cyclonedx_from_dpkg(...)` to `<audit out>/sbom/<host>.cdx.json`; the check in
-src/cityward/checks/test_sbom.py then compares that file with the live package list.
+The audit's collector (cityward.audit.collect.collect_sbom) lists the host's packages with
+DPKG_QUERY over the host's own connection and writes `cyclonedx_from_dpkg(...)` to
+`<audit out>/sbom/<host>.cdx.json`; the check in src/cityward/checks/test_sbom.py then compares
+that file with the live package list.
 """
 
 from __future__ import annotations

@@ -65,6 +65,13 @@ def host(host):  # testinfra's own fixture, overridden by name
 
 
 @pytest.fixture(scope="module")
+def in_container(host) -> bool:
+    """Whether the host under test is a container (systemd-detect-virt --container): its kernel,
+    kernel audit system and clock are then its host's, so their live values are not its own."""
+    return host.run("systemd-detect-virt --container").rc == 0
+
+
+@pytest.fixture(scope="module")
 def inventory_path(request) -> str:
     """Where the inventory's relative paths (records, zones policy) resolve: the city's inventory
     folder the audit was given (--inventory-dir), else the inventory it audits, else the one

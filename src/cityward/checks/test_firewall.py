@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from cityward.checks.outcomes import not_applicable
 from cityward.errors import CitywardError
 from cityward.zones import policy_for_hosts
 
@@ -122,7 +123,7 @@ def _net(cidr: str) -> frozenset:
 def zone(hostvars):
     name = hostvars.get("cityward_zone")
     if not name:
-        pytest.skip("not applicable: the host has no cityward_zone (the firewall role does not manage it)")
+        not_applicable("not applicable: the host has no cityward_zone (the firewall role does not manage it)")
     return name
 
 
@@ -185,7 +186,7 @@ def test_input_is_default_deny_and_opens_only_the_conduits_into_the_zone(live, e
 @pytest.mark.control("CW-FW-03")
 def test_ot_egress_is_limited_to_the_zones_conduits(live, expected, ssh_port):
     if not expected["egress_limited"]:
-        pytest.skip(f"not applicable: zone {expected['zone']} is {expected['kind']}; only OT zones limit egress")
+        not_applicable(f"not applicable: zone {expected['zone']} is {expected['kind']}; only OT zones limit egress")
     assert live.chains["output"]["policy"] == "drop"
     wanted = {(frozenset(ipaddress.ip_network(d) for d in c["destinations"]), c["protocol"], c["port"])
               for c in expected["outbound"]}
@@ -217,7 +218,7 @@ def test_management_ssh_replies_leave_an_egress_limited_host(live, expected, ssh
     """Without connection tracking: it starts with the first ruleset, so the session of the run that
     loads it is first seen on one of sshd's outgoing packets, as new, and would hang on the drop policy."""
     if not expected["egress_limited"]:
-        pytest.skip(f"not applicable: zone {expected['zone']} is {expected['kind']}; its egress is not limited")
+        not_applicable(f"not applicable: zone {expected['zone']} is {expected['kind']}; its egress is not limited")
     management = _management(expected)
     rules = live.rules["output"]
     index = next((i for i, r in enumerate(rules) if _ssh_reply(r, management, ssh_port) and r.address == management),

@@ -13,6 +13,7 @@ import re
 import pytest
 
 from cityward.checks.hoststate import snapshot
+from cityward.checks.outcomes import not_applicable
 
 DROPIN = "/etc/sysctl.d/60-cityward.conf"
 MODPROBE_DROPIN = "/etc/modprobe.d/60-cityward-blocklist.conf"
@@ -110,7 +111,6 @@ def state(host, hostvars):
     sysctl_keys = [*_expected_network(hostvars), *KERNEL, PTRACE, *COREDUMP]
     modules = " ".join(_blocked_modules(hostvars))
     return snapshot(host, {
-        "container": "systemd-detect-virt --container",
         "dropin": f"cat {DROPIN}",
         # What systemd-sysctl applies at boot: every sysctl.d file in systemd's order, later ones winning.
         "boot": "systemd-analyze cat-config sysctl.d",
@@ -130,11 +130,6 @@ def state(host, hostvars):
         "usb_bus": "test -d /sys/bus/usb",
         "usbguard_rules": "usbguard list-rules",
     })
-
-
-@pytest.fixture(scope="module")
-def in_container(state):
-    return state["container"][0] == 0
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +172,7 @@ def test_network_sysctls_configured(hostvars, dropin, boot_sysctls):
 @pytest.mark.control("CW-KRN-01")
 def test_network_sysctls_live(state, hostvars, dropin, in_container):
     if in_container:
-        pytest.skip(CONTAINER_SKIP)
+        not_applicable(CONTAINER_SKIP)
     _check_live(state, list(_expected_network(hostvars)), dropin)
 
 
@@ -192,7 +187,7 @@ def test_kernel_sysctls_configured(dropin, boot_sysctls):
 @pytest.mark.control("CW-KRN-02")
 def test_kernel_sysctls_live(state, dropin, in_container):
     if in_container:
-        pytest.skip(CONTAINER_SKIP)
+        not_applicable(CONTAINER_SKIP)
     _check_live(state, [*KERNEL, PTRACE], dropin)
 
 
@@ -215,7 +210,7 @@ def test_modules_refused_and_blacklisted(state, hostvars):
 @pytest.mark.control("CW-KRN-03")
 def test_modules_cannot_load(state, hostvars, in_container):
     if in_container:
-        pytest.skip(CONTAINER_SKIP)
+        not_applicable(CONTAINER_SKIP)
     loaded = {line.split()[0] for line in state["proc_modules"][1].splitlines() if line.strip()}
     dry_runs = dict(line.split(": ", 1) for line in state["modprobe_dry_run"][1].splitlines() if ": " in line)
     for name in _blocked_modules(hostvars):
@@ -241,7 +236,7 @@ def test_core_dumps_off_in_configuration(state, dropin, boot_sysctls):
 @pytest.mark.control("CW-KRN-04")
 def test_core_dumps_off_live(state, dropin, in_container):
     if in_container:
-        pytest.skip(CONTAINER_SKIP)
+        not_applicable(CONTAINER_SKIP)
     _check_live(state, list(COREDUMP), dropin)
 
 
@@ -263,8 +258,8 @@ def test_usbguard_enforcing_on_field_devices(state, field_device, in_container):
     if not field_device:
         pytest.skip("not a field device (kernel_field_device is false): USBGuard does not apply")
     if in_container:
-        pytest.skip("not applicable in a container: it has no USB bus (USB devices belong to the host), "
-                    "so USBGuard enforcement is checked on the VM tier")
+        not_applicable("not applicable in a container: it has no USB bus (USB devices belong to the host), "
+                       "so USBGuard enforcement is checked on the VM tier")
     if state["usb_bus"][0] != 0:
         pytest.skip("this host has no USB bus (/sys/bus/usb is absent)")
     assert state["usbguard_active"][1].strip() == "active", "usbguard is not running"

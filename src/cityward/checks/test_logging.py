@@ -18,7 +18,8 @@ import time
 import pytest
 
 from cityward.checks.hoststate import snapshot
-from cityward.inventory import forwarding_siem
+from cityward.checks.outcomes import not_applicable
+from cityward.log_settings import forwarding_siem
 
 RULES = "/etc/audit/rules.d/60-cityward.rules"
 COMPILED = "/etc/audit/audit.rules"
@@ -49,7 +50,7 @@ NOT_IN_CONTAINER = "not applicable in a container: {why}; the VM tier checks it 
 def siem_host(hostvars):
     name = forwarding_siem(hostvars)
     if not name:
-        pytest.skip("not applicable: no SIEM configured for this host (logging_siem_host undefined)")
+        not_applicable("not applicable: no SIEM configured for this host (logging_siem_host undefined)")
     return name
 
 
@@ -57,7 +58,6 @@ def siem_host(hostvars):
 def state(host):
     decode = ("import json, ssl, sys; print(json.dumps(ssl._ssl._test_decode_cert(sys.argv[1])))")
     return snapshot(host, {
-        "container": "systemd-detect-virt --container",
         "arch": "uname -m",
         "rules": f"cat {RULES}",
         "rules_mode": f"stat -c '%U %a' {RULES}",
@@ -89,11 +89,6 @@ def state(host):
         "chrony_authdata": "chronyc -n authdata",
         "chrony_selected": "chronyc -n sources",
     })
-
-
-@pytest.fixture(scope="module")
-def in_container(state):
-    return state["container"][0] == 0
 
 
 def _rules(text: str) -> list[str]:
@@ -165,7 +160,7 @@ def test_audited_syscalls_exist_on_this_architecture(host, state):
 @pytest.mark.control("CW-LOG-01")
 def test_auditd_runs_with_the_rules_loaded(state, in_container):
     if in_container:
-        pytest.skip(NOT_IN_CONTAINER.format(why="the kernel audit system is the host's and not namespaced"))
+        not_applicable(NOT_IN_CONTAINER.format(why="the kernel audit system is the host's and not namespaced"))
     assert state["auditd_active"][1].strip() == "active"
     live = state["auditctl_rules"][1]
     for key in ("identity", "privileged", "sudoers", "sshd_config", "pam", "time-change", "modules"):
@@ -175,7 +170,7 @@ def test_auditd_runs_with_the_rules_loaded(state, in_container):
 @pytest.mark.control("CW-LOG-05")
 def test_audit_configuration_is_immutable_last(state, hostvars):
     if not hostvars.get("logging_audit_immutable", True):
-        pytest.skip("not applicable: logging_audit_immutable is false for this host")
+        not_applicable("not applicable: logging_audit_immutable is false for this host")
     assert _rules(state["rules"][1])[-1] == "-e 2"
     assert _rules(state["compiled"][1])[-1] == "-e 2", "augenrules did not put -e 2 last"
 
@@ -183,9 +178,9 @@ def test_audit_configuration_is_immutable_last(state, hostvars):
 @pytest.mark.control("CW-LOG-05")
 def test_kernel_audit_is_locked(state, in_container, hostvars):
     if in_container:
-        pytest.skip(NOT_IN_CONTAINER.format(why="the kernel audit system is the host's and not namespaced"))
+        not_applicable(NOT_IN_CONTAINER.format(why="the kernel audit system is the host's and not namespaced"))
     if not hostvars.get("logging_audit_immutable", True):
-        pytest.skip("not applicable: logging_audit_immutable is false for this host")
+        not_applicable("not applicable: logging_audit_immutable is false for this host")
     assert re.search(r"^enabled 2$", state["auditctl_status"][1], re.MULTILINE), state["auditctl_status"][1]
 
 
@@ -287,7 +282,7 @@ def test_running_chrony_uses_nts_sources_only(state, in_container):
     """The daemon, not just its file: running, started on the current chrony.conf, every source it
     has authenticated with NTS, and the one it follows (if any) among them."""
     if in_container:
-        pytest.skip(NOT_IN_CONTAINER.format(why="the clock is the host's and a container lacks CAP_SYS_TIME"))
+        not_applicable(NOT_IN_CONTAINER.format(why="the clock is the host's and a container lacks CAP_SYS_TIME"))
     assert state["chrony_active"][1].strip() == "active", "chronyd is not running"
     started = int(state["chrony_started"][1].strip().lstrip("@") or 0)
     assert started >= int(state["chrony_conf_mtime"][1].strip()), "chronyd runs an older chrony.conf"
@@ -303,10 +298,10 @@ def test_running_chrony_uses_nts_sources_only(state, in_container):
 @pytest.mark.control("CW-LOG-04")
 def test_chrony_synchronises_with_nts(state, in_container, hostvars):
     if in_container:
-        pytest.skip(NOT_IN_CONTAINER.format(why="the clock is the host's and a container lacks CAP_SYS_TIME"))
+        not_applicable(NOT_IN_CONTAINER.format(why="the clock is the host's and a container lacks CAP_SYS_TIME"))
     if not hostvars.get("cityward_ntp_reachable", True):
-        pytest.skip("not applicable: the inventory says this host cannot reach its NTS servers "
-                    "(cityward_ntp_reachable: false, an offline lab); chronyd's sources are checked")
+        not_applicable("not applicable: the inventory says this host cannot reach its NTS servers "
+                       "(cityward_ntp_reachable: false, an offline lab); chronyd's sources are checked")
     rc, out = state["chrony_sources"]
     assert rc == 0, out
     assert re.search(r"\sNTS\s", out), out

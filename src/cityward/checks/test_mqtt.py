@@ -9,6 +9,8 @@ import shlex
 
 import pytest
 
+from cityward.checks.outcomes import not_applicable
+
 CONF = "/etc/mosquitto/mosquitto.conf"
 ACL = "/etc/mosquitto/acl"
 WEAK = re.compile(r"(?i)(CBC|-SHA$|-SHA:|RC4|3DES|DES-|NULL|EXPORT|MD5)")
@@ -18,7 +20,7 @@ WEAK = re.compile(r"(?i)(CBC|-SHA$|-SHA:|RC4|3DES|DES-|NULL|EXPORT|MD5)")
 def gateway(hostvars):
     device = hostvars.get("cityward_device") or {}
     if "mqtt_gateways" not in hostvars.get("group_names", []) and device.get("role") != "mqtt-gateway":
-        pytest.skip("not applicable: not an MQTT gateway")
+        not_applicable("not applicable: not an MQTT gateway")
     return hostvars
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cityward.checks.hoststate import snapshot
+from cityward.checks.outcomes import not_applicable
 from cityward.checks.patch_evidence import (
     approved_mirrors,
     mirrors_for,
@@ -20,7 +21,7 @@ from cityward.checks.patch_evidence import (
     overdue,
     unapproved_uris,
 )
-from cityward.inventory import patch_sla_days
+from cityward.device import patch_sla_days
 
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 DEFAULT_WINDOW = {"days": ["Sun"], "start": "03:00", "duration_minutes": 120}
@@ -267,7 +268,7 @@ def _fingerprints(keyrings, path: str) -> list[str]:
 def test_sources_are_approved_mirrors_pinned_to_the_key_the_role_pinned(host, state, hostvars):
     declared = hostvars.get("cityward_update_mirrors")
     if not declared:
-        pytest.skip("not applicable: the city declares no cityward_update_mirrors")
+        not_applicable("not applicable: the city declares no cityward_update_mirrors")
     fact = _fact(state)
     keyrings = _keyrings(host, fact)
     mirrors = approved_mirrors(declared)

@@ -1,4 +1,5 @@
-"""SARIF 2.1.0 report: one rule per control, one result per failed control on a host.
+"""Render an AuditResult as SARIF 2.1.0 (for code-scanning dashboards): one rule per control, one
+result per failed control on a host.
 
 Hosts are logical locations (there is no source file to point at); mandatory controls fail at
 level `error`, the others at `warning`. Unreachable hosts are tool execution notifications.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 
 from cityward import __version__
-from cityward.audit.model import AuditRun
+from cityward.audit.aggregate import AuditResult, Status
 from cityward.resources import policies_dir
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -48,14 +49,17 @@ def _rule(control, html_uri: str | None) -> dict:
     }
 
 
-def render(run: AuditRun, catalog, data: dict, html_uri: str | None = None) -> str:
+def render(result: AuditResult, *, html_uri: str | None = None) -> str:
+    """The SARIF log, as text; `html_uri` is the HTML report of the same run, when there is one
+    (each rule's help links to its control there, else to the catalog)."""
+    run, catalog, data = result.run, result.catalog, result.facts
     rules = [_rule(control, html_uri) for control in catalog.controls]
     index = {rule["id"]: i for i, rule in enumerate(rules)}
     results = []
     for control in catalog.controls:
         body = data["controls"][control.id]
         for host, cell in body["hosts"].items():
-            if cell["status"] != "failed":
+            if cell["status"] != Status.FAILED:
                 continue
             zone = data["hosts"][host]["zone"] or "no-zone"
             results.append({

@@ -1,22 +1,22 @@
-"""The HTML report: one self-contained file (inline CSS, inline SVG charts, no external assets)
-that an auditor can open offline, mail or archive as evidence."""
+"""Render an AuditResult as the HTML report: one self-contained page (inline CSS, inline SVG
+charts, no external assets) that an auditor can open offline, mail or archive as evidence."""
 
 from __future__ import annotations
 
 from html import escape
 
+from cityward.audit.aggregate import NO_ZONE, STATUSES, AuditResult, Status
 from cityward.audit.model import AuditRun
-from cityward.audit.report import NO_ZONE, STATUSES
 
 LABELS = {
-    "passed": "passed", "failed": "failed", "not_applicable": "n/a", "skipped": "skipped",
-    "unreachable": "unreachable", "not_assessed": "not assessed",
+    Status.PASSED: "passed", Status.FAILED: "failed", Status.NOT_APPLICABLE: "n/a", Status.SKIPPED: "skipped",
+    Status.UNREACHABLE: "unreachable", Status.NOT_ASSESSED: "not assessed",
 }
 COLOURS = {
-    "passed": "#2e7d32", "failed": "#c62828", "not_applicable": "#78909c", "skipped": "#f9a825",
-    "unreachable": "#6a1b9a", "not_assessed": "#cfd8dc",
+    Status.PASSED: "#2e7d32", Status.FAILED: "#c62828", Status.NOT_APPLICABLE: "#78909c",
+    Status.SKIPPED: "#f9a825", Status.UNREACHABLE: "#6a1b9a", Status.NOT_ASSESSED: "#cfd8dc",
 }
-CHARTED = ("passed", "failed", "not_applicable", "skipped", "unreachable")
+CHARTED = (Status.PASSED, Status.FAILED, Status.NOT_APPLICABLE, Status.SKIPPED, Status.UNREACHABLE)
 
 CSS = """
 :root { --ink: #1d2733; --muted: #5f6b7a; --line: #d9dee5; --bg: #f5f7fa; --card: #fff; }
@@ -123,7 +123,7 @@ def bar_chart(chart_id: str, title: str, rows: list[tuple[str, str, dict]]) -> s
             parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" '
                          f'fill="{COLOURS[status]}"><title>{_e(label)}: {number} {_e(LABELS[status])}</title></rect>')
             if w >= 22:
-                ink = "#3e2723" if status == "skipped" else "#fff"
+                ink = "#3e2723" if status == Status.SKIPPED else "#fff"
                 parts.append(f'<text x="{x + w / 2:.1f}" y="{y + 15}" font-size="11" text-anchor="middle" '
                              f'fill="{ink}">{number}</text>')
             x += w
@@ -140,11 +140,11 @@ def _summary(data: dict) -> str:
     cards = [
         ("sum-hosts", "hosts", s["hosts"], "#12324a"),
         ("sum-reachable", "reachable", s["reachable"], "#1565c0"),
-        ("sum-passed", "passed", cells["passed"], COLOURS["passed"]),
-        ("sum-failed", "failed", cells["failed"], COLOURS["failed"]),
-        ("sum-not-applicable", "not applicable", cells["not_applicable"], COLOURS["not_applicable"]),
-        ("sum-skipped", "skipped", cells["skipped"], COLOURS["skipped"]),
-        ("sum-unreachable", "unreachable hosts", s["unreachable"], COLOURS["unreachable"]),
+        ("sum-passed", "passed", cells["passed"], COLOURS[Status.PASSED]),
+        ("sum-failed", "failed", cells["failed"], COLOURS[Status.FAILED]),
+        ("sum-not-applicable", "not applicable", cells["not_applicable"], COLOURS[Status.NOT_APPLICABLE]),
+        ("sum-skipped", "skipped", cells["skipped"], COLOURS[Status.SKIPPED]),
+        ("sum-unreachable", "unreachable hosts", s["unreachable"], COLOURS[Status.UNREACHABLE]),
         ("sum-mandatory-failures", "mandatory controls failed", s["mandatory_failures"], "#b71c1c"),
     ]
     html = ['<section class="cards" id="summary">']
@@ -212,15 +212,15 @@ def _exceptions(data: dict) -> str:
 def _control_reason(body: dict) -> str:
     """Why a control has its overall status: the first failure, else the n/a or skip reason."""
     cells = body["hosts"]
-    failed = [(host, cell) for host, cell in cells.items() if cell["status"] == "failed"]
-    unreachable = sum(cell["status"] == "unreachable" for cell in cells.values())
+    failed = [(host, cell) for host, cell in cells.items() if cell["status"] == Status.FAILED]
+    unreachable = sum(cell["status"] == Status.UNREACHABLE for cell in cells.values())
     if failed:
         host, cell = failed[0]
         more = f" (and {_plural(len(failed) - 1, 'more host')})" if len(failed) > 1 else ""
         return f"{host}: {cell['reason']}{more}"
-    if body["status"] == "passed":
+    if body["status"] == Status.PASSED:
         return f"not checked on {_plural(unreachable, 'unreachable host')}" if unreachable else ""
-    for status in ("skipped", "not_applicable", "unreachable"):
+    for status in (Status.SKIPPED, Status.NOT_APPLICABLE, Status.UNREACHABLE):
         reason = next((c["reason"] for c in cells.values() if c["status"] == status and c["reason"]), "")
         if reason:
             return reason
@@ -231,7 +231,7 @@ def _controls(data: dict) -> str:
     rows = []
     for cid, body in data["controls"].items():
         counts = body["counts"]
-        dim = ' class="dim"' if body["status"] == "not_assessed" else ""
+        dim = ' class="dim"' if body["status"] == Status.NOT_ASSESSED else ""
         mandatory = ' <span class="mand">mandatory</span>' if body["mandatory"] else ""
         rows.append(
             f'<tr id="{_e(cid)}"{dim}><td class="id">{_e(cid)}</td><td>{_e(body["title"])}{mandatory}</td>'
@@ -272,7 +272,7 @@ def _hosts(run: AuditRun, data: dict) -> str:
     for host in run.hosts:
         summary = data["hosts"][host.name]
         counts = summary["counts"]
-        opened = " open" if summary["status"] in ("failed", "unreachable") else ""
+        opened = " open" if summary["status"] in (Status.FAILED, Status.UNREACHABLE) else ""
         html.append(f'<details id="host-{_e(host.name)}"{opened}><summary>{_e(host.name)} '
                     f'{_badge(summary["status"])} <span class="muted">zone {_e(host.zone or NO_ZONE)} · '
                     f'{counts["passed"]} passed, {counts["failed"]} failed, {counts["not_applicable"]} n/a, '
@@ -286,7 +286,7 @@ def _hosts(run: AuditRun, data: dict) -> str:
         rows, skipped = [], []
         for cid, body in data["controls"].items():
             cell = body["hosts"][host.name]
-            if cell["status"] == "not_assessed":
+            if cell["status"] == Status.NOT_ASSESSED:
                 skipped.append(cid)
                 continue
             rows.append(f'<tr><td class="id"><a href="#{_e(cid)}">{_e(cid)}</a></td><td>{_e(body["title"])}</td>'
@@ -302,7 +302,9 @@ def _hosts(run: AuditRun, data: dict) -> str:
     return "".join(html)
 
 
-def render(run: AuditRun, catalog, data: dict) -> str:
+def render(result: AuditResult) -> str:
+    """The page, as text."""
+    run, data = result.run, result.facts
     zone_rows = [(f"{zone} ({_plural(len(body['hosts']), 'host')})", zone, body["counts"])
                  for zone, body in data["zones"].items()]
     item_rows = [(f"{item['id']} {item['title']}", f"{item['id']} {item['title']}", item["counts"])

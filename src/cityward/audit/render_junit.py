@@ -1,4 +1,5 @@
-"""JUnit XML report: one testsuite per host, one testcase per control assessed on it.
+"""Render an AuditResult as JUnit XML (for CI): one testsuite per host, one testcase per control
+assessed on it.
 
 A failed control is a <failure>; not applicable and skipped controls are <skipped> with their
 reason; an unreachable host is a single <error> testcase. Controls with no check on the host
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from cityward.audit.model import AuditRun
+from cityward.audit.aggregate import AuditResult, Status
 
 MAX_MESSAGE = 1000
 # Characters XML 1.0 cannot carry at all (terminal escapes in a failure message, for example).
@@ -27,7 +28,9 @@ def _junit_time(stamp: str) -> str:
     return stamp.removesuffix("Z").split("+")[0]
 
 
-def render(run: AuditRun, catalog, data: dict) -> str:
+def render(result: AuditResult) -> str:
+    """The XML document, as text."""
+    run, catalog, data = result.run, result.catalog, result.facts
     root = ET.Element("testsuites", name=f"cityward audit {run.inventory}")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0, "time": 0.0}
     for host in run.hosts:
@@ -48,19 +51,19 @@ def render(run: AuditRun, catalog, data: dict) -> str:
         else:
             for control in catalog.controls:
                 cell = data["controls"][control.id]["hosts"][host.name]
-                if cell["status"] == "not_assessed":
+                if cell["status"] == Status.NOT_ASSESSED:
                     continue
                 duration = float(cell.get("duration", 0.0))
                 case = ET.SubElement(suite, "testcase", classname=f"cityward.{zone}.{host.name}",
                                      name=_clean(f"{control.id} {control.title}"), time=f"{duration:.3f}")
                 counts["tests"] += 1
                 counts["time"] += duration
-                if cell["status"] == "failed":
+                if cell["status"] == Status.FAILED:
                     failure = ET.SubElement(case, "failure", message=_clean(cell["reason"], MAX_MESSAGE),
                                             type="mandatory" if control.mandatory else "advisory")
                     failure.text = _clean(cell["reason"])
                     counts["failures"] += 1
-                elif cell["status"] in ("not_applicable", "skipped"):
+                elif cell["status"] in (Status.NOT_APPLICABLE, Status.SKIPPED):
                     reason = cell["reason"] or cell["status"].replace("_", " ")
                     ET.SubElement(case, "skipped", message=_clean(reason, MAX_MESSAGE))
                     counts["skipped"] += 1

@@ -1,8 +1,8 @@
-"""Audit evidence: the results of a run rolled up per control, host, zone and checklist item, and
-written as HTML (for people), JSON (for machines), JUnit XML (for CI) and SARIF (for code-scanning
-dashboards).
+"""Aggregate an audit once: from the AuditRun that collect gathered and the control catalog,
+judge every control on every host and roll the statuses up per control, host, zone and checklist
+item, into the AuditResult every renderer reads. Pure: it reads nothing and writes nothing.
 
-Statuses of a control on a host (`aggregate`):
+Statuses of a control on a host (Status):
   failed          a check of the control failed or errored there
   passed          at least one check passed and none failed
   not_applicable  every check said it does not apply there (e.g. a kernel control in a container)
@@ -14,45 +14,74 @@ Statuses of a control on a host (`aggregate`):
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from dataclasses import asdict
-from pathlib import Path
+from dataclasses import dataclass
+from enum import StrEnum
 
-from cityward.audit.model import AuditRun, CheckResult, HostResult
-from cityward.errors import CitywardError
+from cityward.audit.model import OUTCOMES, AuditRun, CheckResult, HostResult, Outcome
+from cityward.catalog import Catalog
 
-STATUSES = ("passed", "failed", "not_applicable", "skipped", "unreachable", "not_assessed")
-FORMATS = {"html": "report.html", "json": "report.json", "junit": "report.junit.xml", "sarif": "report.sarif"}
+
+class Status(StrEnum):
+    """The status of a control on a host, and rolled up (see the module's docstring)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    NOT_APPLICABLE = "not_applicable"
+    SKIPPED = "skipped"
+    UNREACHABLE = "unreachable"
+    NOT_ASSESSED = "not_assessed"
+
+
+STATUSES = tuple(Status)  # in the order every count lists them
 NO_ZONE = "(no zone)"
-REPORT_FORMAT = "cityward-audit-report/1"
 
 
-def cell_status(checks: list[CheckResult]) -> tuple[str, str]:
+@dataclass(frozen=True)
+class AuditResult:
+    """What the renderers take: the run as collected, the catalog it was judged against, and the
+    facts `aggregate` derived from the two: report.json's `aggregate` key, as JSON-ready data (its
+    statuses and outcomes are Status and Outcome members, which are strings)."""
+
+    run: AuditRun
+    catalog: Catalog
+    facts: dict
+
+    @property
+    def mandatory_failures(self) -> list[dict]:
+        """The mandatory controls that failed: {control, title, hosts} each."""
+        return self.facts["mandatory_failures"]
+
+
+def cell_status(checks: list[CheckResult]) -> tuple[Status, str]:
     """(status, reason) of one control on one reachable host from the checks that carry its ID."""
     if not checks:
-        return "not_assessed", "no check of this control ran on the host"
-    bad = [c for c in checks if c.outcome in ("failed", "error")]
+        return Status.NOT_ASSESSED, "no check of this control ran on the host"
+    bad = [c for c in checks if c.outcome in (Outcome.FAILED, Outcome.ERROR)]
     if bad:
-        return "failed", " | ".join(f"{c.name}: {c.reason}" if c.reason else c.name for c in bad)
-    if any(c.outcome == "passed" for c in checks):
-        return "passed", ""
-    if all(c.outcome == "not_applicable" for c in checks):
-        return "not_applicable", checks[0].reason
-    skipped = next((c for c in checks if c.outcome == "skipped"), checks[0])
-    return "skipped", skipped.reason
+        return Status.FAILED, " | ".join(f"{c.name}: {c.reason}" if c.reason else c.name for c in bad)
+    if any(c.outcome == Outcome.PASSED for c in checks):
+        return Status.PASSED, ""
+    if all(c.outcome == Outcome.NOT_APPLICABLE for c in checks):
+        return Status.NOT_APPLICABLE, checks[0].reason
+    skipped = next((c for c in checks if c.outcome == Outcome.SKIPPED), checks[0])
+    return Status.SKIPPED, skipped.reason
 
 
-def roll_up(statuses) -> str:
+# Which status wins a roll-up, first to last (none of them: not assessed).
+_PRECEDENCE = (Status.FAILED, Status.PASSED, Status.SKIPPED, Status.NOT_APPLICABLE, Status.UNREACHABLE)
+
+
+def roll_up(statuses) -> Status:
     """One status for many: any failure fails; else any pass passes; then skipped, n.a., unreachable."""
     found = set(statuses)
-    for status in ("failed", "passed", "skipped", "not_applicable", "unreachable"):
+    for status in _PRECEDENCE:
         if status in found:
             return status
-    return "not_assessed"
+    return Status.NOT_ASSESSED
 
 
-def _counts(statuses) -> dict[str, int]:
+def _counts(statuses) -> dict[Status, int]:
     counted = Counter(statuses)
     return {status: counted.get(status, 0) for status in STATUSES}
 
@@ -60,8 +89,8 @@ def _counts(statuses) -> dict[str, int]:
 def _host_cells(host: HostResult, control_ids: list[str], in_scope: set[str]) -> dict[str, dict]:
     if not host.reachable:
         reason = host.error or "host unreachable"
-        return {cid: {"status": "unreachable", "reason": reason} if cid in in_scope else
-                {"status": "not_assessed", "reason": "no check of this control ran in this audit"}
+        return {cid: {"status": Status.UNREACHABLE, "reason": reason} if cid in in_scope else
+                {"status": Status.NOT_ASSESSED, "reason": "no check of this control ran in this audit"}
                 for cid in control_ids}
     by_control: dict[str, list[CheckResult]] = {cid: [] for cid in control_ids}
     for check in host.checks:
@@ -71,15 +100,15 @@ def _host_cells(host: HostResult, control_ids: list[str], in_scope: set[str]) ->
     cells = {}
     for cid, checks in by_control.items():
         status, reason = cell_status(checks)
-        if status == "not_assessed" and not host.checks and host.error:
+        if status == Status.NOT_ASSESSED and not host.checks and host.error:
             reason = host.error
         cells[cid] = {"status": status, "reason": reason,
                       "duration": round(sum(c.duration for c in checks), 3), "checks": len(checks)}
     return cells
 
 
-def aggregate(run: AuditRun, catalog) -> dict:
-    """Everything the reports show, as plain data (the `aggregate` key of report.json)."""
+def aggregate(run: AuditRun, catalog: Catalog) -> AuditResult:
+    """The run judged against the catalog: everything the reports show (once per audit)."""
     control_ids = [c.id for c in catalog.controls]
     # What an unreachable host missed: the controls checked on some host, and the implemented ones.
     in_scope = {cid for host in run.hosts for check in host.checks for cid in check.control_ids}
@@ -139,8 +168,8 @@ def aggregate(run: AuditRun, catalog) -> dict:
 
     mandatory_failures = [
         {"control": cid, "title": body["title"],
-         "hosts": sorted(name for name, cell in body["hosts"].items() if cell["status"] == "failed")}
-        for cid, body in controls.items() if body["mandatory"] and body["status"] == "failed"
+         "hosts": sorted(name for name, cell in body["hosts"].items() if cell["status"] == Status.FAILED)}
+        for cid, body in controls.items() if body["mandatory"] and body["status"] == Status.FAILED
     ]
 
     all_cells = [cell["status"] for per_host in cells.values() for cell in per_host.values()]
@@ -152,12 +181,13 @@ def aggregate(run: AuditRun, catalog) -> dict:
         "checks": _counts_outcomes(all_checks),
         "cells": _counts(all_cells),
         "controls": _counts(body["status"] for body in controls.values()),
-        "controls_assessed": sum(body["status"] not in ("not_assessed", "unreachable") for body in controls.values()),
+        "controls_assessed": sum(body["status"] not in (Status.NOT_ASSESSED, Status.UNREACHABLE)
+                                 for body in controls.values()),
         "mandatory_failures": len(mandatory_failures),
         "verdict": "fail" if mandatory_failures or any(not h.reachable for h in run.hosts) else "pass",
     }
     unknown = sorted({cid for check in all_checks for cid in check.control_ids} - set(control_ids))
-    return {
+    facts = {
         "summary": summary,
         "controls": controls,
         "hosts": hosts,
@@ -167,39 +197,9 @@ def aggregate(run: AuditRun, catalog) -> dict:
         "policy_exceptions": list(run.policy_exceptions),
         "unknown_control_ids": unknown,
     }
+    return AuditResult(run=run, catalog=catalog, facts=facts)
 
 
-def _counts_outcomes(checks: list[CheckResult]) -> dict[str, int]:
+def _counts_outcomes(checks: list[CheckResult]) -> dict[Outcome, int]:
     counted = Counter(check.outcome for check in checks)
-    return {o: counted.get(o, 0) for o in ("passed", "failed", "error", "skipped", "not_applicable")}
-
-
-def report_json(run: AuditRun, catalog, data: dict | None = None) -> str:
-    document = {"format": REPORT_FORMAT, "run": asdict(run), "aggregate": data or aggregate(run, catalog)}
-    return json.dumps(document, indent=2, default=str) + "\n"
-
-
-def write_reports(run: AuditRun, catalog, formats: set[str], out_dir) -> list[Path]:
-    """Write the requested formats (html, json, junit, sarif) to out_dir; return their paths."""
-    from cityward.audit import report_html, report_junit, report_sarif
-
-    unknown = set(formats) - set(FORMATS)
-    if unknown:
-        raise CitywardError(f"unknown report format(s) {', '.join(sorted(unknown))}: choose from {', '.join(FORMATS)}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    data = aggregate(run, catalog)
-    html_path = out / FORMATS["html"]
-    writers = {
-        "html": lambda: report_html.render(run, catalog, data),
-        "json": lambda: report_json(run, catalog, data),
-        "junit": lambda: report_junit.render(run, catalog, data),
-        "sarif": lambda: report_sarif.render(run, catalog, data,
-                                             html_uri=html_path.resolve().as_uri() if "html" in formats else None),
-    }
-    written = []
-    for fmt in sorted(formats, key=list(FORMATS).index):
-        path = out / FORMATS[fmt]
-        path.write_text(writers[fmt](), encoding="utf-8")
-        written.append(path)
-    return written
+    return {outcome: counted.get(outcome, 0) for outcome in OUTCOMES}

@@ -1,29 +1,35 @@
-"""Run the control checks (cityward.checks) against every host of an inventory.
+"""Collect the audit's evidence from every host of an inventory: the evidence collectors
+(EVIDENCE, e.g. the SBOM for CW-GOV-06), then the control checks (cityward.checks) in a pytest
+process of their own, into an AuditRun. Nothing here judges a result (cityward.audit.aggregate).
 
 The inventory is resolved once; each host gets its own pytest process, reached over the
 inventory's own connection through testinfra's native backends (SSH for a city, Podman for the
-lab; cityward.testinfra_hosts), hosts in parallel. The SBOM is collected first, over the same
-connection, so the SBOM control can check it.
+lab; cityward.testinfra_hosts), hosts in parallel. The evidence is collected first, over the same
+connection, so that the checks can check it (the SBOM control does). The environment the check
+processes run with (e.g. Podman's settings for lab containers) is the caller's to give.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 
+from testinfra.host import Host
+
 from cityward import __version__
-from cityward.audit.model import AuditRun, CheckResult, HostResult
+from cityward.audit.model import AuditRun, CheckResult, HostResult, Outcome
 from cityward.audit.sbom import DPKG_QUERY, cyclonedx_from_dpkg
 from cityward.checks.fixtures import AUDIT_HOST, AUDIT_INVENTORY, AUDIT_INVENTORY_DIR, AUDIT_INVENTORY_JSON
 from cityward.errors import CitywardError
 from cityward.inventory import list_inventory
-from cityward.lab.podman import podman_env
 from cityward.resources import checks_dir
 from cityward.testinfra_hosts import host_for
 
@@ -52,9 +58,9 @@ class Progress:
     def host_done(self, host: HostResult) -> None:
         with self._lock:
             self.done += 1
-            counts = {k: sum(c.outcome == k for c in host.checks) for k in ("passed", "failed", "error")}
-            state = (f"{counts['passed']} passed, {counts['failed'] + counts['error']} failed"
-                     if host.reachable else "UNREACHABLE")
+            passed = sum(c.outcome == Outcome.PASSED for c in host.checks)
+            failed = sum(c.outcome in (Outcome.FAILED, Outcome.ERROR) for c in host.checks)
+            state = f"{passed} passed, {failed} failed" if host.reachable else "UNREACHABLE"
             width = 24
             filled = width * self.done // self.total
             bar = "#" * filled + "-" * (width - filled)
@@ -66,8 +72,9 @@ class Progress:
             self.stream.flush()
 
 
-def _collect_sbom(name: str, inventory: Path, resolved: dict, out_dir: Path) -> Path:
-    host = host_for(name, resolved, str(inventory))
+def collect_sbom(host: Host, name: str, out_dir: Path) -> Path:
+    """The host's CycloneDX SBOM from its package database, written to <out>/sbom/<name>.cdx.json
+    (where the SBOM check reads it); raises when the host cannot be reached."""
     listing = host.run(DPKG_QUERY)
     if listing.rc != 0:
         detail = (listing.stderr or listing.stdout).strip().splitlines()
@@ -82,11 +89,19 @@ def _collect_sbom(name: str, inventory: Path, resolved: dict, out_dir: Path) -> 
     return path
 
 
+# The evidence collectors, by the control whose evidence they produce: each runs on every host
+# (testinfra host, host name, audit output folder) before its checks and returns the file it wrote.
+# The traceability gate (cityward.trace) reads this mapping.
+EVIDENCE: dict[str, Callable[[Host, str, Path], Path]] = {
+    "CW-GOV-06": collect_sbom,
+}
+
+
 def _run_checks(name: str, inventory: Path, out_dir: Path, tests: Path, resolved: Path,
-                inventory_dir: Path | None) -> list[CheckResult]:
+                inventory_dir: Path | None, base_env: Mapping[str, str]) -> list[CheckResult]:
     with tempfile.NamedTemporaryFile(prefix=f"cityward-{name}-", suffix=".jsonl", delete=False) as tmp:
         results_file = Path(tmp.name)
-    env = podman_env()
+    env = dict(base_env)
     # The process's host and the resolved inventory: cityward.checks.fixtures reads them (no --hosts).
     env.update(CITYWARD_RESULTS=str(results_file), CITYWARD_AUDIT_OUT=str(out_dir),
                **{AUDIT_HOST: name, AUDIT_INVENTORY: str(inventory), AUDIT_INVENTORY_JSON: str(resolved)})
@@ -104,26 +119,31 @@ def _run_checks(name: str, inventory: Path, out_dir: Path, tests: Path, resolved
         raise CitywardError(f"the checks could not run on {name}:\n{tail}")
     return [
         CheckResult(host=name, nodeid=r["nodeid"], name=r["nodeid"].split("::")[-1].split("[")[0],
-                    control_ids=r["control_ids"], outcome=r["outcome"], reason=r["reason"],
+                    control_ids=r["control_ids"], outcome=Outcome(r["outcome"]), reason=r["reason"],
                     duration=r["duration"])
         for r in rows
     ]
 
 
 def audit_host(name: str, inventory: Path, out_dir: Path, tests: Path, resolved: dict,
-               resolved_file: Path, inventory_dir: Path | None = None) -> HostResult:
+               resolved_file: Path, inventory_dir: Path | None = None,
+               env: Mapping[str, str] | None = None) -> HostResult:
+    """One host: its evidence (EVIDENCE; a failure there means unreachable), then its checks."""
     hostvars = resolved["_meta"]["hostvars"][name]
     result = HostResult(name=name, zone=hostvars.get("cityward_zone"), reachable=True, error="",
                         metadata=dict(hostvars.get("cityward_device") or {}), checks=[])
     try:
-        _collect_sbom(name, inventory, resolved, out_dir)
+        host = host_for(name, resolved, str(inventory))
+        for collector in EVIDENCE.values():
+            collector(host, name, out_dir)
     except Exception as exc:  # noqa: BLE001 - any transport failure means: not reachable
         result.reachable = False
         lines = str(exc).strip().splitlines()
         result.error = f"unreachable: {lines[-1] if lines else type(exc).__name__}"
         return result
     try:
-        result.checks = _run_checks(name, inventory, out_dir, tests, resolved_file, inventory_dir)
+        result.checks = _run_checks(name, inventory, out_dir, tests, resolved_file, inventory_dir,
+                                    os.environ if env is None else env)
     except CitywardError as exc:
         result.error = str(exc)
     return result
@@ -131,10 +151,13 @@ def audit_host(name: str, inventory: Path, out_dir: Path, tests: Path, resolved:
 
 def run_audit(inventory: Path, out_dir: Path, limit: str | None = None, workers: int | None = None,
               tests: Path | None = None, progress: Progress | None = None,
-              inventory_dir: Path | None = None, resolved: dict | None = None) -> AuditRun:
-    """Audit every host; `inventory_dir` is the city's inventory folder when the inventory was
-    generated elsewhere (relative paths of the inventory resolve there); `resolved` the inventory
-    as resolve_inventory gave it, when the caller already read it."""
+              inventory_dir: Path | None = None, resolved: dict | None = None,
+              env: Mapping[str, str] | None = None) -> AuditRun:
+    """Collect from every host; `inventory_dir` is the city's inventory folder when the inventory
+    was generated elsewhere (relative paths of the inventory resolve there); `resolved` the
+    inventory as resolve_inventory gave it, when the caller already read it; `env` the environment
+    of the per-host check processes (default: this process's), which the audit adds its own
+    variables to."""
     inventory = inventory.resolve()
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -157,7 +180,7 @@ def run_audit(inventory: Path, out_dir: Path, limit: str | None = None, workers:
         resolved_file.touch(mode=0o600)
         resolved_file.write_text(json.dumps(resolved), encoding="utf-8")
         futures = {pool.submit(audit_host, name, inventory, out_dir, tests, resolved, resolved_file,
-                               inventory_dir and inventory_dir.resolve()): name
+                               inventory_dir and inventory_dir.resolve(), env): name
                    for name in sorted(hostvars)}
         for future in as_completed(futures):
             host = future.result()

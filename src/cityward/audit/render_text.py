@@ -1,0 +1,40 @@
+"""Render an AuditResult as the console summary `cityward audit` prints: the check outcomes per
+zone, then each host's error, each mandatory control that failed and each policy exception."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from cityward.audit.aggregate import NO_ZONE, AuditResult
+from cityward.audit.model import Outcome
+
+COLUMNS = ("hosts", Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.NOT_APPLICABLE, Outcome.SKIPPED,
+           "unreachable")
+
+
+def summary_table(result: AuditResult) -> str:
+    """Check outcomes per zone, with the hosts and the unreachable ones, and a total."""
+    rows: dict[str, Counter] = {}
+    for host in result.run.hosts:
+        counter = rows.setdefault(host.zone or NO_ZONE, Counter())
+        counter["hosts"] += 1
+        if not host.reachable:
+            counter["unreachable"] += 1
+        counter.update(check.outcome for check in host.checks)
+    lines = [f"{'ZONE':<15}" + "".join(f"{c.replace('_', ' ').upper():>16}" for c in COLUMNS)]
+    total = Counter()
+    for zone, counter in sorted(rows.items()):
+        total.update(counter)
+        lines.append(f"{zone:<15}" + "".join(f"{counter[c]:>16}" for c in COLUMNS))
+    lines.append(f"{'TOTAL':<15}" + "".join(f"{total[c]:>16}" for c in COLUMNS))
+    return "\n".join(lines)
+
+
+def render(result: AuditResult) -> str:
+    """The summary, as lines of text (no trailing newline)."""
+    lines = [summary_table(result)]
+    lines += [f"{host.name}: {host.error}" for host in result.run.hosts if not host.reachable or host.error]
+    lines += [f"FAIL {failure['control']} {failure['title']} on {', '.join(failure['hosts'])}"
+              for failure in result.mandatory_failures]
+    lines += [f"policy exception: {line}" for line in result.run.policy_exceptions]
+    return "\n".join(lines)

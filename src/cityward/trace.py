@@ -1,6 +1,11 @@
-"""Where each control ID appears: enforcing task tags, policy rules, metadata checks, test markers.
+"""Where each control ID is enforced and tested, read from structure, never from free text.
 
-The traceability gate (tests/unit/test_traceability.py) and `cityward controls --trace` read it.
+Enforcement: the control tags of Ansible tasks and handlers (parsed YAML), and the three
+registries in code: the policy pack's rules (cityward.cloud.rules.RULES), the governance rules
+(cityward.governance.RULES) and the audit's evidence collectors (cityward.audit.collect.EVIDENCE).
+Tests: `pytest.mark.control("CW-...")` calls (parsed Python). A comment, a docstring or a message
+that names an ID counts for nothing. The traceability gate (tests/unit/test_traceability.py) and
+`cityward controls --trace` read it.
 """
 
 from __future__ import annotations
@@ -14,9 +19,6 @@ import yaml
 
 from cityward.catalog import CONTROL_ID
 
-# Python files whose control-ID strings count as enforcement: Pulumi policy rules and the
-# audit's metadata/evidence checks.
-ENFORCING_PY = ("src/cityward/cloud/rules*.py", "src/cityward/audit/*.py", "src/cityward/inventory.py")
 # Where tests marked with control IDs live: the checks the audit ships, and the repo's tests.
 TEST_TREES = ("src/cityward/checks", "tests")
 ANSIBLE_YAML = ("roles/*/tasks/*.yml", "roles/*/handlers/*.yml", "playbooks/*.yml")
@@ -61,17 +63,30 @@ def _marker_ids(tree: ast.AST):
                     yield arg.value, node.lineno
 
 
-def collect(root: Path) -> Trace:
+def registered() -> list[tuple[str, str]]:
+    """(control ID, where) for every rule and evidence collector the code registers."""
+    # imported here: the pack pulls in pulumi_policy, which `cityward controls` without --trace never needs
+    from cityward.audit.collect import EVIDENCE
+    from cityward.cloud.rules import RULES as PACK_RULES
+    from cityward.governance import RULES as GOVERNANCE_RULES
+
+    found = [(rule.control, f"policy rule {rule.policy.name}") for rule in PACK_RULES]
+    found += [(rule.control, f"governance rule {rule.judge.__module__}.{rule.judge.__name__}")
+              for rule in GOVERNANCE_RULES.values()]
+    found += [(control, f"audit evidence {collector.__module__}.{collector.__name__}")
+              for control, collector in EVIDENCE.items()]
+    return found
+
+
+def collect(root: Path, registries: list[tuple[str, str]] | None = None) -> Trace:
+    """The trace of the tree at `root`; `registries` as `registered()` gives them (its default)."""
     trace = Trace()
+    for control_id, where in registered() if registries is None else registries:
+        trace.enforced[control_id].add(where)
     for pattern in ANSIBLE_YAML:
         for path in sorted(root.glob(pattern)):
             rel = str(path.relative_to(root))
             _walk_tasks(yaml.safe_load(path.read_text(encoding="utf-8")), rel, trace)
-    for pattern in ENFORCING_PY:
-        for path in sorted(root.glob(pattern)):
-            rel = str(path.relative_to(root))
-            for control_id in set(CONTROL_ID.findall(path.read_text(encoding="utf-8"))):
-                trace.enforced[control_id].add(rel)
     for path in sorted(path for tree in TEST_TREES for path in (root / tree).rglob("*.py")):
         rel = str(path.relative_to(root))
         for control_id, line in _marker_ids(ast.parse(path.read_text(encoding="utf-8"))):
@@ -90,7 +105,7 @@ def problems(catalog, trace: Trace) -> list[str]:
         if control.status != "implemented":
             continue
         if not trace.enforced.get(control.id):
-            found.append(f"{control.id} is implemented but no task tag, policy rule or metadata check names it")
+            found.append(f"{control.id} is implemented but no task tag or registered rule enforces it")
         if not trace.tested.get(control.id):
             found.append(f"{control.id} is implemented but no test is marked @pytest.mark.control({control.id!r})")
     for kind, table in (("enforcement", trace.enforced), ("test marker", trace.tested)):

@@ -58,7 +58,7 @@ def _fake_project(tmp_path, status="implemented", tag="CW-SSH-01", marker="CW-SS
 
 def test_gate_passes_a_consistent_project(tmp_path):
     root = _fake_project(tmp_path)
-    assert problems(load_catalog(root / "policies"), collect(root)) == []
+    assert problems(load_catalog(root / "policies"), collect(root, registries=[])) == []
 
 
 @pytest.mark.parametrize(("kwargs", "expected"), [
@@ -70,11 +70,54 @@ def test_gate_passes_a_consistent_project(tmp_path):
 ])
 def test_gate_reports_each_kind_of_gap(tmp_path, kwargs, expected):
     root = _fake_project(tmp_path, **kwargs)
-    found = problems(load_catalog(root / "policies"), collect(root))
+    found = problems(load_catalog(root / "policies"), collect(root, registries=[]))
     assert any(expected in line for line in found), found
 
 
 def test_planned_controls_need_no_enforcement(tmp_path):
     root = _fake_project(tmp_path, status="planned", tag="CW-SSH-01", marker="CW-SSH-01")
     (root / "tests" / "test_x.py").write_text("def test_x():\n    assert True\n")
-    assert problems(load_catalog(root / "policies"), collect(root)) == []
+    assert problems(load_catalog(root / "policies"), collect(root, registries=[])) == []
+
+
+# --- the gate reads structure: an ID in free text enforces and tests nothing -------------
+
+def test_an_id_in_a_comment_or_docstring_is_not_enforcement(tmp_path):
+    root = _fake_project(tmp_path, tag="CW-SSH-09", marker="CW-SSH-01")
+    (root / "roles" / "ssh" / "tasks" / "extra.yml").write_text(
+        "# CW-SSH-01 | enforced here, says a comment\n"
+        "- name: CW-SSH-01 | A task that names the control but has no tag\n"
+        "  ansible.builtin.debug:\n    msg: CW-SSH-01\n")
+    rules = root / "src" / "cityward" / "cloud"
+    rules.mkdir(parents=True)
+    (rules / "rules.py").write_text('"""Enforces CW-SSH-01."""\n# CW-SSH-01\nDESCRIPTION = "CW-SSH-01"\n')
+    trace = collect(root, registries=[])
+    assert "CW-SSH-01" not in trace.enforced
+    found = problems(load_catalog(root / "policies"), trace)
+    assert any(line.startswith("CW-SSH-01 is implemented but no task tag") for line in found), found
+
+
+def test_an_id_in_a_string_is_not_a_test_marker(tmp_path):
+    root = _fake_project(tmp_path)
+    (root / "tests" / "test_x.py").write_text(
+        '"""pytest.mark.control("CW-SSH-01")"""\n# @pytest.mark.control("CW-SSH-01")\n'
+        'def test_x():\n    assert "CW-SSH-01"\n')
+    found = problems(load_catalog(root / "policies"), collect(root, registries=[]))
+    assert any("no test is marked" in line for line in found), found
+
+
+def test_a_registered_rule_is_enforcement(tmp_path):
+    root = _fake_project(tmp_path, tag="CW-SSH-09")
+    (root / "roles" / "ssh" / "tasks" / "main.yml").write_text("- name: Nothing\n  ansible.builtin.debug: {}\n")
+    trace = collect(root, registries=[("CW-SSH-01", "policy rule cw-ssh-01-x")])
+    assert trace.enforced["CW-SSH-01"] == {"policy rule cw-ssh-01-x"}
+    assert problems(load_catalog(root / "policies"), trace) == []
+
+
+def test_the_registries_name_only_catalog_controls():
+    from cityward.trace import registered
+
+    known = load_catalog(ROOT / "policies").ids
+    places = registered()
+    assert places, "no registered rule at all: the registries were not read"
+    assert {control for control, _ in places} <= known

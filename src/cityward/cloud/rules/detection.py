@@ -66,7 +66,7 @@ RULES = RuleSet()
 
 
 def _rule(name: str, *, control: str, description: str, checkov: tuple[str, ...] = (),
-          security_hub: tuple[str, ...] = ()) -> Callable:
+          security_hub: tuple[str, ...] = (), cis: tuple[str, ...] = ()) -> Callable:
     """Declare the decorated `check(graph, say)` a stack rule: `say(message, resource)` reports
     "<control>: message" once per message and resource (a join several checks share is reported
     once); an unknown value that escapes the check is reported as undecidable."""
@@ -87,7 +87,7 @@ def _rule(name: str, *, control: str, description: str, checkov: tuple[str, ...]
                 report(cannot_decide(exc.message, control))
 
         RULES.stack(name, control=control, description=description, checkov=checkov,
-                    security_hub=security_hub)(validate)
+                    security_hub=security_hub, cis=cis)(validate)
         return check
 
     return register
@@ -173,6 +173,7 @@ def _guardduty(graph: Graph, say: Callable[..., None]) -> None:
 
 
 @_rule("cw-net-14-security-hub-standards", control="CW-NET-14", security_hub=("SecurityHub.1",),
+       cis=("v3.0.0:4.16",),
        description="CW-NET-14 (Security Hub SecurityHub.1; CIS AWS Foundations 4.16 in v3.0.0): Security Hub is "
                    "enabled and subscribed to AWS Foundational Security Best Practices and CIS AWS Foundations "
                    "Benchmark (v1.4.0+).")
@@ -195,7 +196,7 @@ def _security_hub(graph: Graph, say: Callable[..., None]) -> None:
 
 
 @_rule("cw-net-14-config-recorder-all-resources", control="CW-NET-14", checkov=("CKV2_AWS_45",),
-       security_hub=("Config.1",),
+       security_hub=("Config.1",), cis=("v1.4.0:3.5", "v3.0.0:3.3"),
        description="CW-NET-14 (FSBP Config.1; CIS AWS Foundations 3.5 in v1.4.0, 3.3 in v3.0.0; Checkov "
                    "CKV2_AWS_45): an AWS Config recorder records all supported resources including global ones, is "
                    "started, and delivers to S3.")
@@ -295,6 +296,7 @@ def _watched(graph: Graph, watch: Watch, groups: list[Any], say: Callable[..., N
 
 
 @_rule("cw-net-15-change-alarms", control="CW-NET-15", security_hub=tuple(w.security_hub for w in WATCHES),
+       cis=tuple(f"v1.4.0:{w.cis}" for w in WATCHES),
        description="CW-NET-15 (CIS AWS Foundations 4.2, 4.3, 4.5, 4.10-4.14 in v1.4.0; Security Hub CloudWatch.1, "
                    "CloudWatch.3, CloudWatch.5, CloudWatch.10, CloudWatch.11, CloudWatch.12, CloudWatch.13, "
                    "CloudWatch.14): a metric filter on the trail's log group and an alarm to an SNS topic for changes "
@@ -344,6 +346,7 @@ def _logged(graph: Graph, bucket: Any) -> bool | None:
 
 
 @_rule("cw-net-15-trail-bucket-access-logging", control="CW-NET-15", security_hub=("CloudTrail.7",),
+       cis=("v1.4.0:3.6", "v3.0.0:3.4"),
        description="CW-NET-15 (CIS AWS Foundations 3.6 in v1.4.0, 3.4 in v3.0.0; FSBP CloudTrail.7; Checkov "
                    "CKV_AWS_18): the bucket a trail writes to has S3 server access logging.")
 def _trail_bucket_logging(graph: Graph, say: Callable[..., None]) -> None:

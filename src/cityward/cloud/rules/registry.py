@@ -1,8 +1,9 @@
 """How a pack rule is declared and becomes a CrossGuard policy.
 
 A rule is a record: its name, the control it enforces, the external checks it implements (as
-policies/controls.yml's `rule_ids` writes them), its description, its enforcement level, and its
-validator. Each rule module keeps a `RuleSet` and declares every rule on its validator:
+policies/controls.yml's `rule_ids` writes them), the CIS AWS Foundations Benchmark recommendations
+it implements, its description, its enforcement level, and its validator. Each rule module keeps a
+`RuleSet` and declares every rule on its validator:
 
     RULES = RuleSet()
 
@@ -13,6 +14,12 @@ validator. Each rule module keeps a `RuleSet` and declares every rule on its val
 References name only what the rule implements: the same requirement on the resources the external
 check judges. A check it merely complements stays in the description's prose.
 
+CIS recommendations are `cis`, one string per recommendation and benchmark version, written
+"<version>:<recommendation>" (CIS_FORMAT), e.g. ("v1.4.0:3.5", "v3.0.0:3.3") for "CIS AWS Foundations
+3.5 in v1.4.0, 3.3 in v3.0.0"; a range such as 4.10-4.14 is one entry per recommendation. They are
+not among `references`: the catalog's `rule_ids` name no CIS numbers (Security Hub's CIS standard
+controls, such as CloudWatch.1, are `security_hub`).
+
 Every policy fails closed: an unknown value (a first preview) that escapes a validator is reported
 as "cannot decide at preview", at the rule's own level (the engine would only note it and let the
 resource be created). Resource rules see only the resource types they declare.
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,6 +51,9 @@ if TYPE_CHECKING:
     from cityward.zones import ZonesPolicy
 
 ENFORCEMENT_LEVEL = EnforcementLevel.MANDATORY
+
+# One CIS AWS Foundations Benchmark recommendation of one benchmark version: "v1.4.0:3.5".
+CIS_FORMAT = re.compile(r"v\d+\.\d+\.\d+:\d+(?:\.\d+)+")
 
 
 class Scope(enum.Enum):
@@ -67,6 +78,7 @@ class Rule:
     types: tuple[str, ...] = ()
     checkov: tuple[str, ...] = ()
     security_hub: tuple[str, ...] = ()  # AWS Security Hub control IDs (FSBP's and the CIS standard's)
+    cis: tuple[str, ...] = ()  # CIS AWS Foundations Benchmark recommendations, "v1.4.0:3.5" (CIS_FORMAT)
     level: EnforcementLevel = ENFORCEMENT_LEVEL
     scope: Scope = Scope.ANY
 
@@ -75,10 +87,15 @@ class Rule:
             raise ValueError(f"rule {self.name}: its name must start with its control ({self.control.lower()}-)")
         if not self.stack and not self.types:
             raise ValueError(f"resource rule {self.name}: name the resource types it judges")
+        malformed = [c for c in self.cis if not CIS_FORMAT.fullmatch(c)]
+        if malformed:
+            raise ValueError(f"rule {self.name}: CIS recommendations {malformed} are not written "
+                             '"<version>:<recommendation>", such as "v1.4.0:3.5"')
 
     @property
     def references(self) -> tuple[str, ...]:
-        """The external checks the rule implements: Checkov IDs, then Security Hub control IDs."""
+        """The external checks the rule implements: Checkov IDs, then Security Hub control IDs (the
+        catalog's `rule_ids`; the CIS recommendations are `cis`)."""
         return self.checkov + self.security_hub
 
     @functools.cached_property
@@ -157,26 +174,28 @@ class RuleSet:
         return register
 
     def resource(self, name: str, *, control: str, types: tuple[str, ...], description: str,
-                 checkov: tuple[str, ...] = (), security_hub: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+                 checkov: tuple[str, ...] = (), security_hub: tuple[str, ...] = (),
+                 cis: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
         """Declare the decorated `(args, report)` a rule over each resource of `types` (its inputs)."""
         return self._decorator(name=name, control=control, types=types, description=description, stack=False,
-                               checkov=checkov, security_hub=security_hub)
+                               checkov=checkov, security_hub=security_hub, cis=cis)
 
     def stack(self, name: str, *, control: str, description: str, checkov: tuple[str, ...] = (),
-              security_hub: tuple[str, ...] = (), scope: Scope = Scope.ANY) -> Callable[[Callable], Callable]:
+              security_hub: tuple[str, ...] = (), cis: tuple[str, ...] = (),
+              scope: Scope = Scope.ANY) -> Callable[[Callable], Callable]:
         """Declare the decorated `(args, report)` a rule over the whole stack (outputs, dependencies)."""
         return self._decorator(name=name, control=control, description=description, stack=True,
-                               checkov=checkov, security_hub=security_hub, scope=scope)
+                               checkov=checkov, security_hub=security_hub, cis=cis, scope=scope)
 
     def zoned(self, name: str, *, control: str, description: str, checkov: tuple[str, ...] = (),
-              security_hub: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+              security_hub: tuple[str, ...] = (), cis: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
         """Declare the decorated `zones -> (args, report)` a stack rule built for one zones policy."""
         return self._decorator(name=name, control=control, description=description, stack=True,
-                               checkov=checkov, security_hub=security_hub, scope=Scope.ZONES)
+                               checkov=checkov, security_hub=security_hub, cis=cis, scope=Scope.ZONES)
 
     def declared(self, name: str, *, control: str, description: str, resource_type: str, label: str,
                  ok: Callable[[Mapping[str, Any]], bool], checkov: tuple[str, ...] = (),
-                 security_hub: tuple[str, ...] = ()) -> Rule:
+                 security_hub: tuple[str, ...] = (), cis: tuple[str, ...] = ()) -> Rule:
         """A stack rule: the stack declares some resource of `resource_type` whose outputs are `ok`."""
 
         def validate(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -184,7 +203,7 @@ class RuleSet:
                 report(f"{control}: the stack declares no {label}")
 
         self.stack(name, control=control, description=description, checkov=checkov,
-                   security_hub=security_hub)(validate)
+                   security_hub=security_hub, cis=cis)(validate)
         return self._rules[-1]
 
     def policies(self, zones: ZonesPolicy | None) -> list[Policy]:

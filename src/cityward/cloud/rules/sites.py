@@ -108,7 +108,7 @@ class _Sites:
 
 
 def _site_rule(name: str, *, description: str, checkov: tuple[str, ...] = (),
-               security_hub: tuple[str, ...] = ()) -> Callable:
+               security_hub: tuple[str, ...] = (), cis: tuple[str, ...] = ()) -> Callable:
     """Declare the decorated `check(sites, report)` a CW-NET-16 rule built for one zones policy: it
     judges the stack's site connectivity joined for that policy (`_Sites`)."""
 
@@ -120,7 +120,7 @@ def _site_rule(name: str, *, description: str, checkov: tuple[str, ...] = (),
             return validate
 
         RULES.zoned(name, control="CW-NET-16", description=description, checkov=checkov,
-                    security_hub=security_hub)(build)
+                    security_hub=security_hub, cis=cis)(build)
         return check
 
     return register

@@ -11,16 +11,6 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = "cityward"
 
-# TEMPORARY, to be emptied, not extended: cycles outside the audit that existed when this test was
-# written (issue 21), all of them imports for type annotations only (under `if TYPE_CHECKING:`):
-# cityward.cloud.network imports access, audit and segments, which name its NetworkConfig.
-# test_the_temporary_allowance_is_still_needed fails as soon as one is gone.
-TEMPORARILY_ALLOWED = {
-    ("cityward.cloud.access", "cityward.cloud.network"),
-    ("cityward.cloud.audit", "cityward.cloud.network"),
-    ("cityward.cloud.segments", "cityward.cloud.network"),
-}
-
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(SRC).with_suffix("").parts)
@@ -135,37 +125,21 @@ def cycles(graph: dict[str, dict[str, str]]) -> list[list[str]]:
     return sorted(found)
 
 
-def _without_allowed(graph):
-    return {name: {t: w for t, w in edges.items() if (name, t) not in TEMPORARILY_ALLOWED}
-            for name, edges in graph.items()}
-
-
 def test_the_graph_sees_every_kind_of_import():
     graph, modules = import_graph()
     assert len(modules) > 50 and "cityward.audit.collect" in modules
     assert "cityward.audit.model" in graph["cityward.audit.collect"]  # module level, absolute
     assert "cityward.audit.collect" in graph["cityward.audit_cmd"]  # inside a function
-    assert "cityward.cloud.network" in graph["cityward.cloud.access"]  # under TYPE_CHECKING
+    assert "cityward.cloud.network_config" in graph["cityward.cloud.access"]  # under TYPE_CHECKING
     assert "cityward.checks" in graph["cityward.audit.collect"]  # the package __init__ an import runs
 
 
 def test_no_import_cycle_in_the_package():
     graph, _ = import_graph()
-    found = cycles(_without_allowed(graph))
+    found = cycles(graph)
     lines = [" -> ".join(cycle) + "\n    " + "\n    ".join(
         f"{a} -> {b}  ({graph[a][b]})" for a, b in zip(cycle, cycle[1:], strict=False)) for cycle in found]
     assert not found, "import cycles in the cityward package:\n" + "\n".join(lines)
-
-
-def test_the_temporary_allowance_is_still_needed():
-    graph, _ = import_graph()
-    for importer, imported in sorted(TEMPORARILY_ALLOWED):
-        assert imported in graph[importer], (
-            f"{importer} no longer imports {imported}: remove the pair from TEMPORARILY_ALLOWED")
-        others = _without_allowed(graph)
-        others[importer][imported] = graph[importer][imported]
-        assert any(importer in cycle and imported in cycle for cycle in cycles(others)), (
-            f"{importer} -> {imported} closes no cycle any more: remove it from TEMPORARILY_ALLOWED")
 
 
 def test_the_finder_finds_a_cycle():

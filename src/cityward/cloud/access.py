@@ -15,7 +15,7 @@ from cityward.cloud.rules.session_manager import SESSION_DOCUMENT
 from cityward.cloud.types import ZONE_TAG
 
 if TYPE_CHECKING:
-    from cityward.cloud.network import NetworkConfig
+    from cityward.cloud.network_config import NetworkConfig
 
 IDLE_TIMEOUT_MINUTES = 20
 

@@ -12,7 +12,7 @@ import pulumi_aws as aws
 from cityward.cloud.declare import child, kms_key, log_group, log_group_arn, policy_json, service_role, tags
 
 if TYPE_CHECKING:
-    from cityward.cloud.network import NetworkConfig
+    from cityward.cloud.network_config import NetworkConfig
 
 
 def trail_key_statements(config: NetworkConfig, account: pulumi.Output[str]) -> pulumi.Output[list]:

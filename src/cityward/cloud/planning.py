@@ -270,3 +270,11 @@ def routes(zones: ZonesPolicy, zone: str) -> list[RouteSpec]:
         if site.zone in reach:
             found.append(RouteSpec(str(site.cidr), "transit-gateway", f"site {site.name} ({site.zone})"))
     return found
+
+
+def split_per_az(cidr: ipaddress.IPv4Network, count: int) -> list[ipaddress.IPv4Network]:
+    """The first `count` equal subnets of `cidr`, one per availability zone."""
+    prefix = cidr.prefixlen + (count - 1).bit_length()
+    if prefix > 28:  # AWS's smallest subnet
+        raise ValueError(f"{cidr} is too small for {count} subnets of at least /28")
+    return list(cidr.subnets(new_prefix=prefix))[:count]

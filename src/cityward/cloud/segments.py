@@ -17,23 +17,16 @@ import pulumi_aws as aws
 
 from cityward.cloud import planning
 from cityward.cloud.declare import child, tags
+from cityward.cloud.planning import split_per_az
 from cityward.cloud.rules.zones import policy_digest
 from cityward.cloud.types import ZONES_HASH_TAG
 from cityward.zones import ZonesPolicy
 
 if TYPE_CHECKING:
-    from cityward.cloud.network import NetworkConfig
+    from cityward.cloud.network_config import NetworkConfig
 
 ENDPOINT_SEGMENT = planning.ENDPOINT_SEGMENT
 TRANSIT_SEGMENT = planning.TRANSIT_SEGMENT
-
-
-def split_per_az(cidr: ipaddress.IPv4Network, count: int) -> list[ipaddress.IPv4Network]:
-    """The first `count` equal subnets of `cidr`, one per availability zone."""
-    prefix = cidr.prefixlen + (count - 1).bit_length()
-    if prefix > 28:  # AWS's smallest subnet
-        raise ValueError(f"{cidr} is too small for {count} subnets of at least /28")
-    return list(cidr.subnets(new_prefix=prefix))[:count]
 
 
 def plan_config(config: NetworkConfig) -> planning.PlanConfig:

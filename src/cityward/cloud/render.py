@@ -49,14 +49,14 @@ KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _plain(value: Any) -> Any:
+def _whole_numbers_as_ints(value: Any) -> Any:
     """Engine numbers are floats; show whole numbers as ints."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _whole_numbers_as_ints(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [_whole_numbers_as_ints(v) for v in value]
     return value
 
 
@@ -85,7 +85,7 @@ def key_properties(plan: Plan, resource) -> dict[str, Any]:
             value = by_urn.get(sources[0], UNKNOWN_SHOWN) if len(sources) == 1 else UNKNOWN_SHOWN
         elif key.endswith("Id") and isinstance(value, str) and value in names:
             value = names[value]
-        found[key] = _plain(value)
+        found[key] = _whole_numbers_as_ints(value)
     return found
 
 
@@ -102,7 +102,7 @@ def render_json(plan: Plan) -> str:
         },
         "resources": [
             {"type": r.type, "name": r.name, "urn": r.urn, "properties": key_properties(plan, r),
-             "inputs": _plain(r.inputs)}
+             "inputs": _whole_numbers_as_ints(r.inputs)}
             for r in plan.resources
         ],
         "violations": [

@@ -6,9 +6,7 @@ environment of the checks, then collect -> aggregate (once) -> render and write 
 
 from __future__ import annotations
 
-import os
 import sys
-from importlib.resources import files
 from pathlib import Path
 
 from cityward.errors import CitywardError
@@ -30,15 +28,6 @@ def _formats(text: str) -> set[str]:
     return chosen
 
 
-def checks_env() -> dict[str, str]:
-    """The environment the per-host check processes run with: this process's, with cityward's own
-    Podman settings (containers.conf) unless one is set, so that a lab container is reached the
-    way cityward's other Podman calls reach it (cityward.lab.podman.podman_env does the same)."""
-    env = dict(os.environ)
-    env.setdefault("CONTAINERS_CONF", str(files("cityward") / "data" / "containers.conf"))
-    return env
-
-
 def _run(args) -> int:
     # imported here: the audit pulls in the checks (and pytest); every other command starts faster
     from cityward.audit import render_text
@@ -47,6 +36,7 @@ def _run(args) -> int:
     from cityward.audit.write import write_reports
     from cityward.catalog import load_catalog
     from cityward.inventory import validate_inventory
+    from cityward.resources import podman_env
 
     formats = _formats(args.format)
     inventory = Path(args.inventory)
@@ -69,7 +59,7 @@ def _run(args) -> int:
     for problem in problems:
         print(f"cityward audit: metadata: {problem}", file=sys.stderr)
     run = run_audit(inventory, Path(args.out), limit=args.limit, workers=args.workers, inventory_dir=city,
-                    resolved=resolved, env=checks_env())
+                    resolved=resolved, env=podman_env())
     run.policy_exceptions = exceptions
     result = aggregate(run, catalog)
     paths = write_reports(result, formats, Path(args.out))

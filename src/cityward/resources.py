@@ -5,11 +5,14 @@ location of a source file or a checkout.
   policies/): the wheel installs it as `ansible_collections.cityward.hardening`, where Ansible
   finds it too; in a checkout, scripts/bootstrap.sh links the checkout there.
 - The control checks the audit runs: the package cityward.checks.
+- Podman's settings (data/containers.conf), for every Podman call: the lab's, Molecule's, and the
+  audit's checks reaching a host over the podman connection.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from importlib.resources import files
 from pathlib import Path
 
@@ -36,3 +39,16 @@ def policies_dir() -> Path:
 def checks_dir() -> Path:
     """The control checks (testinfra modules) that `cityward audit` and Molecule verify run."""
     return Path(str(files("cityward.checks")))
+
+
+def containers_conf() -> Path:
+    """Path of the containers.conf shipped with cityward."""
+    return Path(str(files("cityward") / "data" / "containers.conf"))
+
+
+def podman_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every Podman call (ours, Molecule's, Ansible's) runs with: `base` (this
+    process's by default) with cityward's containers.conf unless one is set."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("CONTAINERS_CONF", str(containers_conf()))
+    return env

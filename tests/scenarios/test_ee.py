@@ -37,8 +37,9 @@ from lab_secrets import lab_secret_values, leaks
 
 from cityward.lab.automation import automation_key, grant_automation, ssh_vars
 from cityward.lab.ee import build_ee
-from cityward.lab.podman import podman, podman_env
+from cityward.lab.podman import podman
 from cityward.paths import cache_dir
+from cityward.resources import podman_env
 
 PROJECT = Path(__file__).resolve().parents[2]
 LAB = PROJECT / "inventories" / "lab"

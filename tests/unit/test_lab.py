@@ -10,7 +10,7 @@ import pytest
 from cityward.errors import CitywardError
 from cityward.lab.containers import lab_hosts
 from cityward.lab.image import Recipe
-from cityward.lab.podman import containers_conf, podman_env
+from cityward.resources import containers_conf, podman_env
 
 
 def _inventory(tmp_path, host_vars: str):

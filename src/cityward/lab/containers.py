@@ -10,7 +10,8 @@ from pathlib import Path
 
 from cityward.errors import CitywardError
 from cityward.lab.image import build_image
-from cityward.lab.podman import podman, podman_env
+from cityward.lab.podman import podman
+from cityward.resources import podman_env
 
 LAB_LABEL = "io.cityward.lab"
 NEVER = {"SYS_TIME", "SYS_ADMIN", "ALL", "SYS_MODULE", "SYS_RAWIO"}

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-from importlib import resources
-from pathlib import Path
 
 from cityward.errors import CitywardError
 from cityward.lab.tools import ensure_commands
-
-
-def containers_conf() -> Path:
-    """Path of the containers.conf shipped with cityward."""
-    return Path(str(resources.files("cityward") / "data" / "containers.conf"))
-
-
-def podman_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment every Podman call (ours, Molecule's, Ansible's) runs with."""
-    env = dict(os.environ if base is None else base)
-    env.setdefault("CONTAINERS_CONF", str(containers_conf()))
-    return env
+from cityward.resources import podman_env
 
 
 def podman(*args: str, check: bool = True, capture: bool = True, input_bytes: bytes | None = None):

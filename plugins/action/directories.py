@@ -17,10 +17,10 @@ import shlex
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible_collections.cityward.hardening.plugins.plugin_utils.file_mode import octal_mode
 from ansible_collections.cityward.hardening.plugins.plugin_utils.text import breaking_character
 
 KEYS = frozenset(("path", "owner", "group", "mode"))
-OCTAL = re.compile(r"^0?[0-7]{3,4}$")
 # A user or group name (or a numeric id) as install -o/-g take it.
 ACCOUNT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$")
 
@@ -42,12 +42,7 @@ def check_entries(value) -> list[dict]:
             raise AnsibleActionFail(f"directories: {where}: unknown field(s) {', '.join(unknown)}")
         if not isinstance(path, str) or not path.startswith("/") or breaking_character(path):
             raise AnsibleActionFail(f"directories: {where}: field path must be an absolute path on one line")
-        mode = entry.get("mode")
-        if isinstance(mode, int):  # YAML 0755 without quotes reaches us as 493
-            mode = format(mode, "04o")
-        if not isinstance(mode, str) or not OCTAL.match(mode):
-            raise AnsibleActionFail(f"directories: {where}: field mode must be an octal string such as '0755'")
-        checked = {"path": path, "mode": mode}
+        checked = {"path": path, "mode": octal_mode(entry.get("mode"), f"directories: {where}", "0755")}
         for field in ("owner", "group"):
             name = entry.get(field, "root")
             if isinstance(name, int) and not isinstance(name, bool):  # a numeric id

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import tempfile
 
@@ -25,10 +24,10 @@ from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
+from ansible_collections.cityward.hardening.plugins.plugin_utils.file_mode import octal_mode
 
 SOURCES = ("template", "src", "content")
 KEYS = frozenset(SOURCES + ("dest", "owner", "group", "mode", "validate", "control", "vars"))
-OCTAL = re.compile(r"^0?[0-7]{3,4}$")
 
 
 def check_entry(index: int, entry) -> dict:
@@ -48,14 +47,9 @@ def check_entry(index: int, entry) -> dict:
         raise AnsibleActionFail(f"files: {where}: give exactly one of {', '.join(SOURCES)}")
     if not isinstance(entry.get("vars", {}), dict):
         raise AnsibleActionFail(f"files: {where}: field vars must be a mapping of template variables")
-    mode = entry.get("mode")
-    if isinstance(mode, int):  # YAML 0644 without quotes reaches us as 420
-        mode = format(mode, "04o")
-    if mode is not None and not OCTAL.match(str(mode)):
-        raise AnsibleActionFail(f"files: {where}: field mode must be an octal string such as '0644'")
     checked = dict(entry)
-    if mode is not None:
-        checked["mode"] = str(mode)
+    if entry.get("mode") is not None:
+        checked["mode"] = octal_mode(entry["mode"], f"files: {where}", "0644")
     return checked
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.cityward.hardening.plugins.plugin_utils.zones_sense import ADMIN_SERVICES, identify
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -170,13 +171,17 @@ def test_several_errors_are_reported_together(tmp_path, raw):
 
 
 @settings(max_examples=40, deadline=None)
-@given(port=st.integers(min_value=-5, max_value=70000))
+@given(port=st.one_of(st.integers(min_value=-5, max_value=70000), st.just(3389)))
 def test_port_range_is_exactly_1_to_65535(raw, port):
     data = copy.deepcopy(raw)
-    # a udp flow enterprise->siem exists nowhere else, so no duplicate and no admin-port rule applies
+    # a udp flow enterprise->siem exists nowhere else, so no duplicate; enterprise is no management
+    # zone, so a udp port an admin service uses (RDP's 3389) is refused by its own rule
     data["conduits"].append({"from": "enterprise", "to": "siem", "protocol": "udp", "port": port,
                              "service": "probe", "purpose": "property test"})
-    if 1 <= port <= 65535:
+    if identify("probe", "udp", port, ADMIN_SERVICES):
+        with pytest.raises(CitywardError, match=rf"\(enterprise->siem:{port}\), field 'port'.*rule admin-service"):
+            parse_zones(data, "z.yml")
+    elif 1 <= port <= 65535:
         assert parse_zones(data, "z.yml").conduits[-1].port == port
     else:
         with pytest.raises(CitywardError, match=r"\(enterprise->siem:-?\d+\), field 'port'"):

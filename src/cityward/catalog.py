@@ -6,12 +6,13 @@ test markers, Pulumi policy rules and report rows.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from cityward.errors import CitywardError
 from cityward.resources import policies_dir
@@ -39,6 +40,30 @@ class Enforcement(StrictModel):
     ref: str = Field(min_length=1)
 
 
+_NUMBER_LIMIT = re.compile(r"^[a-z][a-z0-9_]*_(max|min)$")
+_PATTERN_LIMIT = re.compile(r"^[a-z][a-z0-9_]*_patterns$")
+
+
+def _check_limit(name: str, value: Any) -> None:
+    """ValueError naming the limit when it is not what its name says: a finite number for
+    *_max and *_min, a non-empty list of regular expressions for *_patterns."""
+    if _NUMBER_LIMIT.match(name):
+        # bool is an int to Python, never a bound to an auditor.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"limits.{name}: expected a number, found {value!r}")
+    elif _PATTERN_LIMIT.match(name):
+        if not isinstance(value, list) or not value or not all(isinstance(item, str) and item for item in value):
+            raise ValueError(f"limits.{name}: expected a list of regular expressions, found {value!r}")
+        for item in value:
+            try:
+                re.compile(item)
+            except re.error as exc:
+                raise ValueError(f"limits.{name}: {item!r} is not a regular expression ({exc})") from None
+    else:
+        raise ValueError(f"limits.{name}: a limit is named <setting>_max or <setting>_min (a number) "
+                         "or <what>_patterns (a list of regular expressions)")
+
+
 class Control(StrictModel):
     id: str = Field(pattern=r"^CW-[A-Z]+-\d{2}$")
     title: str = Field(min_length=5, max_length=120)
@@ -52,12 +77,34 @@ class Control(StrictModel):
     rule_ids: list[str] = Field(default_factory=list)
     mandatory: bool = True
     status: Literal["planned", "implemented"]
+    # Fixed bounds the checks hold the applied settings to (name_max / name_min: a number;
+    # name_patterns: regular expressions of forbidden values). Role settings never go here.
+    limits: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _reason_when_not_live(self):
         if self.container != "live" and not self.container_reason:
             raise ValueError("container_reason is required when container is 'config' or 'none'")
         return self
+
+    @field_validator("limits")
+    @classmethod
+    def _limits_are_numbers_or_patterns(cls, limits: dict[str, Any]) -> dict[str, Any]:
+        for name, value in limits.items():
+            _check_limit(name, value)
+        return limits
+
+    def limit(self, name: str) -> int | float:
+        """The number limit `name` (e.g. maxauthtries_max); CitywardError when the control has none."""
+        if not _NUMBER_LIMIT.match(name) or name not in self.limits:
+            raise CitywardError(f"controls.yml: control {self.id} has no limit {name!r}")
+        return self.limits[name]
+
+    def patterns(self, name: str) -> list[str]:
+        """The list of regular expressions `name` (e.g. forbidden_algorithm_patterns)."""
+        if not _PATTERN_LIMIT.match(name) or name not in self.limits:
+            raise CitywardError(f"controls.yml: control {self.id} has no limit {name!r}")
+        return list(self.limits[name])
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,20 @@
-"""Accounts, privilege and MFA configuration: read-only checks for Molecule and the audit."""
+"""Accounts, privilege and MFA configuration: read-only checks for Molecule and the audit.
+
+The expected values are those the accounts and mfa roles recorded they applied
+(cityward.checks.applied); the fixed bounds they are held to are the catalog's limits."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+
+from cityward.catalog import load_catalog
+from cityward.checks.applied import applied
+
+# A umask must take at least these bits away: group write, everything for others (CW-ACC-06).
+_UMASK_REQUIRED = 0o027
+_SSHD_T = "/usr/sbin/sshd -T -C user={user},host=probe.invalid,addr=192.0.2.10"
 
 
 def _settings(text: str) -> dict[str, str]:
@@ -15,6 +27,20 @@ def _settings(text: str) -> dict[str, str]:
     return pairs
 
 
+def _auth_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("auth")]
+
+
+def _same(what: str, expected, found) -> None:
+    __tracebackhide__ = True
+    assert found == expected, f"{what}: expected {expected!r} (applied by the accounts role), found {found!r}"
+
+
+def _within(what: str, value, low, high, limits: str) -> None:
+    __tracebackhide__ = True
+    assert low <= value <= high, f"{what} {value} (applied by the accounts role): expected {low}..{high} ({limits})"
+
+
 @pytest.fixture(scope="module")
 def passwd(host):
     rows = host.check_output("getent passwd").splitlines()
@@ -22,35 +48,62 @@ def passwd(host):
 
 
 @pytest.fixture(scope="module")
-def breakglass(hostvars):
-    return hostvars.get("cityward_breakglass_user", "breakglass")
+def applied_accounts(host):
+    """What the accounts role recorded it applied (evidence missing fails the check)."""
+    return applied(host, "accounts")
+
+
+@pytest.fixture(scope="module")
+def applied_mfa(host):
+    """What the mfa role recorded it applied (evidence missing fails the check)."""
+    return applied(host, "mfa")
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
 
 
 @pytest.mark.control("CW-ACC-01")
-def test_faillock_locks_and_unlocks_in_sshd_and_sudo(host):
+def test_faillock_locks_and_unlocks_in_sshd_and_sudo(host, applied_accounts, catalog):
     conf = _settings(host.file("/etc/security/faillock.conf").content_string)
-    assert 1 <= int(conf["deny"]) <= 10
-    assert 60 <= int(conf["unlock_time"]) <= 86400
+    for key in ("deny", "fail_interval", "unlock_time"):
+        _same(f"faillock.conf {key}", str(applied_accounts[f"faillock_{key}"]), conf.get(key))
+    control = catalog.get("CW-ACC-01")
+    # deny = 0 never locks.
+    _within("faillock deny", applied_accounts["faillock_deny"], 1, control.limit("deny_max"), "CW-ACC-01 deny_max")
+    _within("faillock unlock_time", applied_accounts["faillock_unlock_time"], control.limit("unlock_time_min"),
+            control.limit("unlock_time_max"), "CW-ACC-01 unlock_time_min, unlock_time_max")
     for stack in ("/etc/pam.d/sshd", "/etc/pam.d/sudo"):
         text = host.file(stack).content_string
-        assert "pam_faillock.so preauth" in text and "pam_faillock.so authfail" in text, stack
+        assert "pam_faillock.so preauth" in text and "pam_faillock.so authfail" in text, f"{stack}: no pam_faillock"
 
 
 @pytest.mark.control("CW-ACC-02")
-def test_password_quality_enforced(host):
+def test_password_quality_enforced(host, applied_accounts, catalog):
     conf = _settings(host.file("/etc/security/pwquality.conf").content_string)
-    assert int(conf["minlen"]) >= 14 and int(conf["minclass"]) >= 3
-    assert "pam_pwquality.so" in host.file("/etc/pam.d/common-password").content_string
+    wanted = applied_accounts["pwquality"]
+    for key, value in wanted.items():
+        # The role writes a true setting as the bare key, read back as "true".
+        _same(f"pwquality.conf {key}", "true" if value is True else str(value), conf.get(key))
+    control = catalog.get("CW-ACC-02")
+    for key in ("minlen", "minclass"):
+        # A setting the role left out takes pam_pwquality's own default, below any bound here.
+        value, bound = int(wanted.get(key, 0)), control.limit(f"{key}_min")
+        assert value >= bound, (f"pwquality {key} {value} (applied by the accounts role): "
+                                f"expected at least {bound} (CW-ACC-02 {key}_min)")
+    assert "pam_pwquality.so" in host.file("/etc/pam.d/common-password").content_string, "no pam_pwquality"
 
 
 @pytest.mark.control("CW-ACC-03")
-def test_vendor_default_accounts_locked_or_gone(host, passwd, hostvars):
-    defaults = hostvars.get("accounts_vendor_defaults",
-                            ["pi", "admin", "ubnt", "support", "user", "guest", "default", "vendor", "service", "test"])
-    for name in set(defaults) & set(passwd):
+def test_vendor_default_accounts_locked_or_gone(host, passwd, applied_accounts):
+    present = sorted(set(applied_accounts["vendor_defaults"]) & set(passwd))
+    if applied_accounts["vendor_default_action"] == "remove":
+        assert not present, f"vendor default accounts: expected removed (applied by the accounts role), found {present}"
+    for name in present:
         status = host.check_output(f"passwd -S {name}").split()
-        assert status[1] == "L", f"{name} is not locked"
-        assert passwd[name][6].endswith("nologin"), f"{name} still has a login shell"
+        _same(f"{name} password status", "L", status[1])
+        assert passwd[name][6].endswith("nologin"), f"{name}: expected a nologin shell, found {passwd[name][6]!r}"
 
 
 @pytest.mark.control("CW-ACC-04")
@@ -59,61 +112,88 @@ def test_only_root_has_uid_zero(passwd):
 
 
 @pytest.mark.control("CW-ACC-05")
-def test_sudo_through_a_group_and_one_documented_nopasswd(host, hostvars, breakglass):
+def test_sudo_through_a_group_and_one_documented_nopasswd(host, applied_accounts):
+    breakglass, automation = applied_accounts["breakglass_user"], applied_accounts["automation_user"]
     assert host.run("visudo -c").rc == 0
     rules = host.check_output("cat /etc/sudoers /etc/sudoers.d/* 2>/dev/null")
     grants = [line.split()[0] for line in rules.splitlines()
               if line.strip() and not line.lstrip().startswith(("#", "Defaults", "@include"))
               and "ALL" in line]
-    automation = hostvars.get("cityward_automation_user", "")
+    group = f"%{applied_accounts['sudo_group']}"
+    assert group in grants, f"sudo: expected a grant to {group} (applied by the accounts role), found grants {grants}"
     people = [g for g in grants if not g.startswith("%") and g not in ("root", breakglass, automation)]
     assert not people, f"sudo granted to individual users: {people}"
     nopasswd = [line for line in rules.splitlines() if "NOPASSWD" in line and not line.lstrip().startswith("#")]
-    assert all(line.split()[0] == automation for line in nopasswd), nopasswd
-    assert host.file("/etc/sudoers.d/60-cityward").mode == 0o440
+    _same("users with NOPASSWD sudo", [automation] if nopasswd else [], sorted({line.split()[0] for line in nopasswd}))
+    dropin = host.file("/etc/sudoers.d/60-cityward")
+    assert dropin.mode == 0o440
+    expected = applied_accounts["sudo_timestamp_timeout"]
+    found = re.findall(r"^Defaults\s+timestamp_timeout=(\d+)\s*$", dropin.content_string, re.MULTILINE)
+    _same("sudo timestamp_timeout", [str(expected)], found)
 
 
 @pytest.mark.control("CW-ACC-06")
-def test_umask_and_idle_timeout_for_login_shells(host):
+def test_umask_and_idle_timeout_for_login_shells(host, applied_accounts, catalog):
+    umask, timeout = applied_accounts["umask"], applied_accounts["shell_timeout"]
+    assert int(umask, 8) & _UMASK_REQUIRED == _UMASK_REQUIRED, (
+        f"umask {umask} (applied by the accounts role): expected at least {_UMASK_REQUIRED:03o}")
+    # TMOUT = 0 never ends a session.
+    _within("TMOUT", timeout, 1, catalog.get("CW-ACC-06").limit("shell_timeout_max"), "CW-ACC-06 shell_timeout_max")
     out = host.check_output("bash -lc 'umask; echo $TMOUT; readonly -p | grep -c TMOUT'").split()
-    assert out[0] == "0027"
-    assert 0 < int(out[1]) <= 900
+    _same("login shell umask", f"{int(umask, 8):04o}", out[0])
+    _same("login shell TMOUT", str(timeout), out[1])
     assert out[2] == "1", "TMOUT can be unset by the user"
-    assert "UMASK\t\t027" in host.file("/etc/login.defs").content_string
+    found = re.findall(r"^\s*UMASK\s+(\S+)", host.file("/etc/login.defs").content_string, re.MULTILINE)
+    _same("login.defs UMASK", [f"{int(umask, 8):04o}"], [f"{int(value, 8):04o}" for value in found])
     assert "pam_umask.so" in host.file("/etc/pam.d/sshd").content_string
 
 
 @pytest.mark.control("CW-ACC-07")
-def test_break_glass_console_only_account(host, passwd, breakglass, hostvars):
-    assert breakglass in passwd
+def test_break_glass_console_only_account(host, passwd, applied_accounts):
+    breakglass, ssh_group = applied_accounts["breakglass_user"], applied_accounts["ssh_group"]
+    assert breakglass in passwd, f"break-glass account {breakglass!r} (applied by the accounts role) does not exist"
     assert host.check_output(f"passwd -S {breakglass}").split()[1] == "P", "break-glass has no usable password"
-    effective = host.check_output(f"/usr/sbin/sshd -T -C user={breakglass},host=probe.invalid,addr=192.0.2.10")
-    assert breakglass in effective.split("denyusers", 1)[1].splitlines()[0]
-    ssh_group = hostvars.get("cityward_ssh_group", "cityward-ssh")
-    assert ssh_group not in host.user(breakglass).groups
+    effective = host.check_output(_SSHD_T.format(user=breakglass))
+    denied = [word for line in effective.splitlines() if line.startswith("denyusers ") for word in line.split()[1:]]
+    assert breakglass in denied, f"sshd -T denyusers: expected {breakglass!r} among them, found {denied}"
+    assert ssh_group not in host.user(breakglass).groups, f"{breakglass} is in the SSH group {ssh_group!r}"
 
 
 @pytest.mark.control("CW-MFA-01", "CW-MFA-04")
-def test_ssh_requires_key_then_totp_without_nullok(host):
-    effective = host.check_output("/usr/sbin/sshd -T -C user=cityward-probe,host=probe.invalid,addr=192.0.2.10")
+def test_ssh_requires_key_then_totp_without_nullok(host, applied_mfa):
+    assert "sshd" in applied_mfa["pam_services"], (
+        f"TOTP for sshd: the mfa role recorded PAM services {applied_mfa['pam_services']} (MFA turned off)")
+    effective = host.check_output(_SSHD_T.format(user="cityward-probe"))
     assert "authenticationmethods publickey,keyboard-interactive" in effective
-    stack = host.file("/etc/pam.d/sshd").content_string
-    auth = [line for line in stack.splitlines() if line.startswith("auth")]
-    assert any("pam_google_authenticator.so" in line for line in auth)
+    auth = _auth_lines(host.file("/etc/pam.d/sshd").content_string)
+    secret = f"secret={applied_mfa['secret_dir']}/${{USER}}"
+    assert any("pam_google_authenticator.so" in line and secret in line for line in auth), (
+        f"/etc/pam.d/sshd: expected pam_google_authenticator with {secret} (applied by the mfa role)")
     assert not any("nullok" in line for line in auth)
     assert not any("common-auth" in line or "pam_unix" in line for line in auth), "a password would also do"
 
 
 @pytest.mark.control("CW-MFA-01")
-def test_totp_seeds_are_root_only(host, hostvars):
-    folder = host.file(hostvars.get("mfa_secret_dir", "/var/lib/cityward/totp"))
-    assert folder.is_directory and folder.user == "root" and folder.mode == 0o700
+def test_totp_seeds_are_root_only(host, applied_mfa):
+    path = applied_mfa["secret_dir"]
+    folder = host.file(path)
+    assert folder.is_directory, f"{path} (applied by the mfa role) is not a directory"
+    found = f"{folder.user} {folder.mode:04o}"
+    assert found == "root 0700", f"{path} (applied by the mfa role): expected owner root, mode 0700, found {found}"
 
 
 @pytest.mark.control("CW-MFA-02", "CW-MFA-04")
-def test_sudo_requires_totp_without_nullok(host):
+def test_sudo_requires_totp_without_nullok(host, applied_mfa):
+    assert "sudo" in applied_mfa["pam_services"], (
+        f"TOTP for sudo: the mfa role recorded PAM services {applied_mfa['pam_services']} (MFA turned off)")
     stack = host.file("/etc/pam.d/sudo").content_string
-    auth = [line for line in stack.splitlines() if line.startswith("auth")]
-    assert any("pam_google_authenticator.so" in line for line in auth)
+    auth = _auth_lines(stack)
+    secret = f"secret={applied_mfa['secret_dir']}/${{USER}}"
+    assert any("pam_google_authenticator.so" in line and secret in line for line in auth), (
+        f"/etc/pam.d/sudo: expected pam_google_authenticator with {secret} (applied by the mfa role)")
     assert not any("nullok" in line for line in auth)
     assert not any("common-auth" in line for line in stack.splitlines())
+    # Only the break-glass account skips TOTP (it authenticates with its password, on the console).
+    exempt = f"user = {applied_mfa['breakglass_user']}"
+    skips = [line for line in auth if "pam_succeed_if.so" in line]
+    assert all(line.endswith(exempt) for line in skips), f"pam.d/sudo: only {exempt!r} may skip TOTP, found {skips}"

@@ -1,8 +1,8 @@
 """OS baseline controls (CW-BASE-01..06): least functionality, listening sockets, AIDE, permissions, banners.
 
 All of them hold in a container as on a VM, so every check reads the live state (in one round trip
-per host: a remote command costs about a second over Ansible or SSH). The lists a check needs come
-from the inventory when the city sets them, else from the role's defaults.
+per host: a remote command costs about a second over Ansible or SSH). The lists a check needs are
+the ones the baseline role recorded it applied (cityward_baseline.fact, after every inventory override).
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ import re
 import shlex
 
 import pytest
-import yaml
 
+from cityward.checks.applied import applied
 from cityward.checks.hoststate import snapshot
-from cityward.resources import collection_root
 
-ROLE_DEFAULTS = collection_root() / "roles" / "baseline" / "defaults" / "main.yml"
 ALLOWLIST = "/etc/cityward/listen-allowlist"
 AIDE_CONFIG = "/etc/aide/cityward.conf"
-AIDE_TREES = {"/usr/bin", "/usr/sbin", "/usr/lib/systemd", "/etc", "/boot"}
 AIDE_SERVICE = "cityward-aide-check.service"
 AIDE_TIMER = "cityward-aide-check.timer"
 # The planted change: the baseline's SHA-256 of this file is forged in a copy AIDE reads from a pipe.
@@ -29,17 +26,10 @@ AIDE_PLANT = "/usr/bin/aide"
 SSHD_PROBE = "/usr/sbin/sshd -T -C user=cityward-probe,host=probe.invalid,addr=192.0.2.10"
 
 
-def setting(hostvars: dict, name: str):
-    """The value the baseline role applies: the inventory's, else the role default."""
-    if name in hostvars:
-        return hostvars[name]
-    return yaml.safe_load(ROLE_DEFAULTS.read_text(encoding="utf-8"))[name]
-
-
-
-
-def _units(hostvars) -> list[str]:
-    return list(setting(hostvars, "baseline_masked_units")) + list(hostvars.get("baseline_masked_units_extra", []))
+@pytest.fixture(scope="module")
+def applied_baseline(host):
+    """What the baseline role applied on this host (cityward_baseline.fact): the expected values."""
+    return applied(host, "baseline")
 
 
 def _permission_script(entries: list[dict]) -> str:
@@ -63,8 +53,8 @@ def _plant_script() -> str:
 
 
 @pytest.fixture(scope="module")
-def state(host, hostvars):
-    units = " ".join(map(shlex.quote, _units(hostvars)))
+def state(host, applied_baseline):
+    units = " ".join(map(shlex.quote, applied_baseline["masked_units"]))
     return snapshot(host, {
         "packages": "dpkg-query -W -f='${Package}\\t${db:Status-Status}\\n'",
         "allowlist_stat": f"stat -c '%U %a' {ALLOWLIST}",
@@ -82,7 +72,7 @@ def state(host, hostvars):
         "timer_enabled": f"systemctl is-enabled {AIDE_TIMER}",
         "timer_active": f"systemctl is-active {AIDE_TIMER}",
         "aide_exec": f"systemctl show -p ExecStart {AIDE_SERVICE}",
-        "permissions": _permission_script(setting(hostvars, "baseline_file_permissions")),
+        "permissions": _permission_script(applied_baseline["file_permissions"]),
         "issue": "cat /etc/issue",
         "motd": "cat /etc/motd",
         "os_release": "cat /etc/os-release",
@@ -94,16 +84,15 @@ def state(host, hostvars):
 # --- CW-BASE-01 -------------------------------------------------------------------------------
 
 @pytest.mark.control("CW-BASE-01")
-def test_legacy_packages_absent(state, hostvars):
-    unwanted = set(setting(hostvars, "baseline_packages_absent"))
-    unwanted |= set(hostvars.get("baseline_packages_absent_extra", []))
+def test_legacy_packages_absent(state, applied_baseline):
+    unwanted = set(applied_baseline["packages_absent"])
     rc, out = state["packages"]
     assert rc == 0, out
     installed = sorted(
         name for name, _, status in (line.partition("\t") for line in out.splitlines())
         if name in unwanted and status not in ("not-installed", "config-files")
     )
-    assert not installed, f"still installed: {installed}"
+    assert not installed, f"expected absent (purged by the baseline role), found installed: {installed}"
 
 
 # --- CW-BASE-02 -------------------------------------------------------------------------------
@@ -157,23 +146,29 @@ def test_socket_check_flags_what_is_not_allowed():
 
 
 @pytest.mark.control("CW-BASE-02")
-def test_only_allowlisted_sockets_listen(state):
+def test_only_allowlisted_sockets_listen(state, applied_baseline):
     rc, owner_mode = state["allowlist_stat"]
     assert rc == 0, f"{ALLOWLIST} is missing (written by the baseline role)"
     owner, mode = owner_mode.split()
     assert owner == "root" and int(mode, 8) & 0o022 == 0, f"{ALLOWLIST} is writable by others ({owner} {mode})"
+    allowed = set(applied_baseline["listen_allowlist"])
+    # The file is what operators read on the host: an entry added or dropped by hand is caught here.
     lines = [line.strip() for line in state["allowlist"][1].splitlines()]
-    allowed = {line for line in lines if line and not line.startswith("#")}
+    in_file = {line for line in lines if line and not line.startswith("#")}
+    assert in_file == allowed, (f"{ALLOWLIST}: expected {sorted(allowed)} (applied by the baseline role), "
+                                f"found {sorted(in_file)}")
     rc, live = state["listeners"]
     assert rc == 0, live
     unexpected = unexpected_listeners(live, allowed)
-    assert not unexpected, f"listening beyond loopback but not in {ALLOWLIST} ({sorted(allowed)}): {unexpected}"
+    assert not unexpected, (f"listening beyond loopback: expected only {sorted(allowed)} "
+                            f"(the baseline role's allowlist), found also {unexpected}")
 
 
 # --- CW-BASE-03 -------------------------------------------------------------------------------
 
 @pytest.mark.control("CW-BASE-03")
 def test_unused_units_masked(state):
+    """Every unit of the role's mask list (the record's masked_units) that the host has."""
     rc, out = state["units"]
     assert rc in (0, 1), out  # 1: the host has none of them
     blocks = [dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
@@ -181,21 +176,33 @@ def test_unused_units_masked(state):
     states = [b for b in blocks if b]
     assert len(states) == len([line for line in out.splitlines() if line.strip()])
     bad = [s for s in states if s.get("LoadState") != "masked" or s.get("ActiveState") == "active"]
-    assert not bad, f"present but not masked and stopped: {bad}"
+    assert not bad, f"expected masked and stopped (by the baseline role), found: {bad}"
 
 
 # --- CW-BASE-04 -------------------------------------------------------------------------------
 
+def _unescape(pattern: str) -> str:
+    """A path from an AIDE selection line, written regex-escaped by the role (regex_escape)."""
+    return re.sub(r"\\(.)", r"\1", pattern)
+
+
 @pytest.mark.control("CW-BASE-04")
-def test_aide_watches_only_the_trees_that_matter(state):
+def test_aide_watches_only_the_trees_that_matter(state, applied_baseline):
     rc, owner_mode = state["aide_config_stat"]
     assert rc == 0, f"{AIDE_CONFIG} is missing"
     owner, mode = owner_mode.split()
     assert owner == "root" and int(mode, 8) & 0o077 == 0, f"{AIDE_CONFIG}: {owner} {mode}"
     text = state["aide_config"][1]
-    selections = {line.split()[0] for line in text.splitlines() if line.startswith("/")}
-    assert selections >= AIDE_TREES, f"not watched: {sorted(AIDE_TREES - selections)}"
-    assert not selections & {"/", "/.*", "/*"}, "AIDE walks the whole filesystem"
+    raw = {line.split()[0] for line in text.splitlines() if line.startswith("/")}
+    assert not raw & {"/", "/.*", "/*"}, "AIDE walks the whole filesystem"
+    selections = {_unescape(selection) for selection in raw}
+    trees = set(applied_baseline["aide_paths"])
+    assert selections == trees, (f"{AIDE_CONFIG} watches: expected {sorted(trees)} (applied by the baseline role), "
+                                 f"found {sorted(selections)}")
+    excluded = {_unescape(line[1:].strip().removesuffix("$")) for line in text.splitlines() if line.startswith("!")}
+    exclude = set(applied_baseline["aide_exclude"])
+    assert excluded == exclude, (f"{AIDE_CONFIG} leaves out: expected {sorted(exclude)} "
+                                 f"(applied by the baseline role), found {sorted(excluded)}")
     rules = dict(re.findall(r"^\s*(\w+)\s*=\s*(\S+)\s*$", text, re.MULTILINE))
     for line in text.splitlines():
         if line.startswith("/"):
@@ -240,16 +247,16 @@ def test_aide_daily_timer_active(state):
 # --- CW-BASE-05 -------------------------------------------------------------------------------
 
 @pytest.mark.control("CW-BASE-05")
-def test_sensitive_files_owner_and_mode(state, hostvars):
-    wanted = setting(hostvars, "baseline_file_permissions")
+def test_sensitive_files_owner_and_mode(state, applied_baseline):
+    wanted = applied_baseline["file_permissions"]
     seen, wrong = set(), []
     for line in state["permissions"][1].splitlines():
         index, path, owner, group, mode = line.split()
         entry = wanted[int(index)]
         seen.add(entry["path"])
-        if (owner, group) != (entry["owner"], entry["group"]) or int(mode, 8) & ~int(entry["mode"], 8):
+        if (owner, group) != (entry["owner"], entry["group"]) or int(mode, 8) & ~int(str(entry["mode"]), 8):
             want = f"{entry['owner']}:{entry['group']} at most {entry['mode']}"
-            wrong.append(f"{path} {owner}:{group} {mode} (want {want})")
+            wrong.append(f"{path}: expected {want} (applied by the baseline role), found {owner}:{group} {mode}")
     assert not wrong, "\n".join(wrong)
     for must in ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow"):
         assert must in seen, f"{must} not found"
@@ -268,17 +275,20 @@ def os_identifiers(state):
 
 def assert_notice(text: str, path: str, os_identifiers: set[str]) -> None:
     assert len(text.strip()) > 20, f"{path} carries no notice"
-    escapes = re.findall(r"\\[a-zA-Z0-9]", text)
+    # An odd run of backslashes before a letter or digit: the role writes "\\" for a literal backslash.
+    escapes = re.findall(r"(?<!\\)(?:\\\\)*(\\[a-zA-Z0-9])", text)
     assert not escapes, f"{path} has getty escapes that print system details: {escapes}"
     revealed = [w for w in os_identifiers if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text, re.IGNORECASE)]
     assert not revealed, f"{path} reveals the OS: {revealed}"
 
 
 @pytest.mark.control("CW-BASE-06")
-def test_console_banner_and_motd(state, os_identifiers):
+def test_console_banner_and_motd(state, applied_baseline, os_identifiers):
     for name, path in (("issue", "/etc/issue"), ("motd", "/etc/motd")):
         rc, text = state[name]
         assert rc == 0, f"{path} is missing"
+        expected = applied_baseline[name]
+        assert text == expected, f"{path}: expected {expected!r} (applied by the baseline role), found {text!r}"
         assert_notice(text, path, os_identifiers)
 
 

@@ -9,9 +9,11 @@ running kernel with it.
 from __future__ import annotations
 
 import re
+import shlex
 
 import pytest
 
+from cityward.checks.applied import applied
 from cityward.checks.hoststate import snapshot
 from cityward.checks.outcomes import not_applicable
 
@@ -22,46 +24,11 @@ CONTAINER_SKIP = (
     "not applicable in a container: the kernel is shared with the host, so live values are checked on the VM tier"
 )
 
-# CW-KRN-01 (forwarding is added per host: on only for routers)
-NETWORK = {
-    "net.ipv4.conf.all.accept_redirects": "0",
-    "net.ipv4.conf.default.accept_redirects": "0",
-    "net.ipv6.conf.all.accept_redirects": "0",
-    "net.ipv6.conf.default.accept_redirects": "0",
-    "net.ipv4.conf.all.secure_redirects": "0",
-    "net.ipv4.conf.default.secure_redirects": "0",
-    "net.ipv4.conf.all.send_redirects": "0",
-    "net.ipv4.conf.default.send_redirects": "0",
-    "net.ipv4.conf.all.accept_source_route": "0",
-    "net.ipv4.conf.default.accept_source_route": "0",
-    "net.ipv6.conf.all.accept_source_route": "0",
-    "net.ipv6.conf.default.accept_source_route": "0",
-    "net.ipv4.conf.all.rp_filter": "1",
-    "net.ipv4.conf.default.rp_filter": "1",
-    "net.ipv4.tcp_syncookies": "1",
-    "net.ipv4.conf.all.log_martians": "1",
-    "net.ipv4.conf.default.log_martians": "1",
-}
-# CW-KRN-02 (kernel.yama.ptrace_scope: at least 1, checked apart)
-KERNEL = {
-    "kernel.kptr_restrict": "2",
-    "kernel.dmesg_restrict": "1",
-    "kernel.unprivileged_bpf_disabled": "1",
-    "net.core.bpf_jit_harden": "2",
-    "fs.protected_hardlinks": "1",
-    "fs.protected_symlinks": "1",
-    "fs.protected_fifos": "2",
-    "fs.protected_regular": "2",
-    "kernel.randomize_va_space": "2",
-}
+# The expected values are what the kernel role recorded it applied (cityward_kernel.fact), never
+# restated here. A fixed bound of CW-KRN-02 instead: Yama ptrace scope 1 (parent only) or stricter.
 PTRACE = "kernel.yama.ptrace_scope"
-# CW-KRN-04
-COREDUMP = {"fs.suid_dumpable": "0"}
-# CW-KRN-03 (usb-storage is added on field devices)
-BLOCKED_MODULES = [
-    "cramfs", "freevxfs", "jffs2", "hfs", "hfsplus", "udf", "dccp", "sctp", "rds", "tipc",
-    "firewire-core", "firewire-ohci", "bluetooth", "btusb",
-]
+# The record's sysctls of each control (CW-KRN-01, CW-KRN-02, CW-KRN-04), as the role splits them.
+NETWORK, KERNEL, COREDUMP = "sysctl_network", "sysctl_kernel", "sysctl_coredump"
 
 
 def parse_sysctl(text: str) -> dict[str, str]:
@@ -92,29 +59,25 @@ def _module(name: str) -> str:
     return name.replace("-", "_")
 
 
+@pytest.fixture(scope="module")
+def applied_kernel(host):
+    """What the kernel role applied on this host (cityward_kernel.fact): the expected values."""
+    return applied(host, "kernel")
 
 
-def _blocked_modules(hostvars) -> list[str]:
-    modules = BLOCKED_MODULES + list(hostvars.get("kernel_module_blocklist_extra", []))
-    if hostvars.get("kernel_field_device", False) and not hostvars.get("kernel_allow_usb_storage", False):
-        modules.append("usb-storage")
-    return modules
-
-
-def _expected_network(hostvars) -> dict[str, str]:
-    forwarding = "1" if hostvars.get("kernel_router", False) else "0"
-    return {**NETWORK, "net.ipv4.ip_forward": forwarding, "net.ipv6.conf.all.forwarding": forwarding}
+def _sysctls(applied_kernel, split: str) -> dict[str, str]:
+    return {key: " ".join(str(value).split()) for key, value in applied_kernel[split].items()}
 
 
 @pytest.fixture(scope="module")
-def state(host, hostvars):
-    sysctl_keys = [*_expected_network(hostvars), *KERNEL, PTRACE, *COREDUMP]
-    modules = " ".join(_blocked_modules(hostvars))
+def state(host, applied_kernel):
+    sysctl_keys = [key for split in (NETWORK, KERNEL, COREDUMP) for key in applied_kernel[split]]
+    modules = " ".join(map(shlex.quote, applied_kernel["blocked_modules"]))
     return snapshot(host, {
         "dropin": f"cat {DROPIN}",
         # What systemd-sysctl applies at boot: every sysctl.d file in systemd's order, later ones winning.
         "boot": "systemd-analyze cat-config sysctl.d",
-        "live": "sysctl " + " ".join(sysctl_keys),
+        "live": "sysctl " + " ".join(map(shlex.quote, sysctl_keys)),
         "modprobe_dropin": f"test -f {MODPROBE_DROPIN}",
         # kmod reads /etc, /run and /lib (or /usr/lib)
         "modprobe": "cat /etc/modprobe.d/*.conf /run/modprobe.d/*.conf /lib/modprobe.d/*.conf"
@@ -133,8 +96,8 @@ def state(host, hostvars):
 
 
 @pytest.fixture(scope="module")
-def field_device(hostvars):
-    return bool(hostvars.get("kernel_field_device", False))
+def usbguard(applied_kernel):
+    return bool(applied_kernel["usbguard"])
 
 
 @pytest.fixture(scope="module")
@@ -149,50 +112,57 @@ def boot_sysctls(state):
     return parse_sysctl(state["boot"][1])
 
 
-def _check_config(expected: dict[str, str], dropin: dict, boot: dict) -> None:
-    wrong = {k: dropin.get(k) for k, v in expected.items() if dropin.get(k) != v}
-    assert not wrong, f"{DROPIN} lacks or weakens: {wrong} (expected {expected})"
-    undone = {k: boot.get(k) for k, v in expected.items() if boot.get(k) != v}
-    assert not undone, f"another sysctl.d file overrides the drop-in at boot: {undone}"
+def _check_config(applied_kernel, split: str, dropin: dict, boot: dict) -> None:
+    expected = _sysctls(applied_kernel, split)
+    wrong = {k: (v, dropin.get(k)) for k, v in expected.items() if dropin.get(k) != v}
+    assert not wrong, f"{DROPIN} differs from what the kernel role applied (expected, found): {wrong}"
+    undone = {k: (v, boot.get(k)) for k, v in expected.items() if boot.get(k) != v}
+    assert not undone, f"another sysctl.d file overrides the drop-in at boot (expected, found): {undone}"
+    # The role's own values are its hardening: changing one (kernel_sysctl_extra) needs a waiver.
+    # The ptrace scope has a fixed bound instead, checked apart.
+    changed = {k: (role_value, expected[k]) for k, role_value in applied_kernel["sysctl_overridden"].items()
+               if k in expected and k != PTRACE}
+    assert not changed, (f"kernel_sysctl_extra changes the kernel role's hardened values (role's, applied): {changed}; "
+                         "a weaker value needs a waiver")
 
 
-def _check_live(state, keys: list[str], dropin: dict) -> None:
+def _check_live(state, expected: dict[str, str]) -> None:
     rc, text = state["live"]
     assert rc == 0, f"sysctl could not read every key: {text}"
     live = parse_sysctl(text)
-    differ = {k: (live.get(k), dropin.get(k)) for k in keys if live.get(k) != dropin.get(k)}
-    assert not differ, f"running kernel differs from {DROPIN} (live, file): {differ}"
+    differ = {k: (v, live.get(k)) for k, v in expected.items() if live.get(k) != v}
+    assert not differ, f"running kernel differs from what the kernel role applied (expected, live): {differ}"
 
 
 @pytest.mark.control("CW-KRN-01")
-def test_network_sysctls_configured(hostvars, dropin, boot_sysctls):
-    _check_config(_expected_network(hostvars), dropin, boot_sysctls)
+def test_network_sysctls_configured(applied_kernel, dropin, boot_sysctls):
+    _check_config(applied_kernel, NETWORK, dropin, boot_sysctls)
 
 
 @pytest.mark.control("CW-KRN-01")
-def test_network_sysctls_live(state, hostvars, dropin, in_container):
+def test_network_sysctls_live(state, applied_kernel, in_container):
     if in_container:
         not_applicable(CONTAINER_SKIP)
-    _check_live(state, list(_expected_network(hostvars)), dropin)
+    _check_live(state, _sysctls(applied_kernel, NETWORK))
 
 
 @pytest.mark.control("CW-KRN-02")
-def test_kernel_sysctls_configured(dropin, boot_sysctls):
-    _check_config(KERNEL, dropin, boot_sysctls)
+def test_kernel_sysctls_configured(applied_kernel, dropin, boot_sysctls):
+    _check_config(applied_kernel, KERNEL, dropin, boot_sysctls)
     for source, values in ((DROPIN, dropin), ("boot configuration", boot_sysctls)):
         scope = values.get(PTRACE, "0")
-        assert scope.isdigit() and int(scope) >= 1, f"{PTRACE} = {scope} in {source}"
+        assert scope.isdigit() and int(scope) >= 1, f"{PTRACE}: expected at least 1, found {scope!r} in {source}"
 
 
 @pytest.mark.control("CW-KRN-02")
-def test_kernel_sysctls_live(state, dropin, in_container):
+def test_kernel_sysctls_live(state, applied_kernel, in_container):
     if in_container:
         not_applicable(CONTAINER_SKIP)
-    _check_live(state, [*KERNEL, PTRACE], dropin)
+    _check_live(state, _sysctls(applied_kernel, KERNEL))
 
 
 @pytest.mark.control("CW-KRN-03")
-def test_modules_refused_and_blacklisted(state, hostvars):
+def test_modules_refused_and_blacklisted(state, applied_kernel):
     assert state["modprobe_dropin"][0] == 0, f"{MODPROBE_DROPIN} is missing"
     installs, blacklisted = {}, set()
     for line in state["modprobe"][1].splitlines():
@@ -202,25 +172,31 @@ def test_modules_refused_and_blacklisted(state, hostvars):
         elif len(words) == 2 and words[0] == "blacklist":
             blacklisted.add(_module(words[1]))
     refusing = re.compile(r"^(/usr)?/bin/(false|true)$")
-    for name in _blocked_modules(hostvars):
-        assert refusing.match(installs.get(_module(name), "")), f"{name}: no 'install {name} /bin/false'"
-        assert _module(name) in blacklisted, f"{name} is not blacklisted"
+    for name in applied_kernel["blocked_modules"]:
+        found = installs.get(_module(name))
+        assert refusing.match(found or ""), (
+            f"{name} (blocked by the kernel role): expected 'install {name} /bin/false', "
+            f"found {f'install {name} {found}' if found else 'no install line'}")
+        assert _module(name) in blacklisted, (
+            f"{name} (blocked by the kernel role): expected 'blacklist {name}', found none")
 
 
 @pytest.mark.control("CW-KRN-03")
-def test_modules_cannot_load(state, hostvars, in_container):
+def test_modules_cannot_load(state, applied_kernel, in_container):
     if in_container:
         not_applicable(CONTAINER_SKIP)
     loaded = {line.split()[0] for line in state["proc_modules"][1].splitlines() if line.strip()}
     dry_runs = dict(line.split(": ", 1) for line in state["modprobe_dry_run"][1].splitlines() if ": " in line)
-    for name in _blocked_modules(hostvars):
-        assert re.search(r"install (/usr)?/bin/(false|true)", dry_runs.get(name, "")), f"modprobe would load {name}"
-        assert _module(name) not in loaded, f"{name} is loaded"
+    for name in applied_kernel["blocked_modules"]:
+        dry_run = dry_runs.get(name, "")
+        assert re.search(r"install (/usr)?/bin/(false|true)", dry_run), (
+            f"{name} (blocked by the kernel role): expected modprobe to run /bin/false, found {dry_run.strip()!r}")
+        assert _module(name) not in loaded, f"{name} (blocked by the kernel role) is loaded"
 
 
 @pytest.mark.control("CW-KRN-04")
-def test_core_dumps_off_in_configuration(state, dropin, boot_sysctls):
-    _check_config(COREDUMP, dropin, boot_sysctls)
+def test_core_dumps_off_in_configuration(state, applied_kernel, dropin, boot_sysctls):
+    _check_config(applied_kernel, COREDUMP, dropin, boot_sysctls)
     hard = {}
     for line in state["limits"][1].splitlines():
         words = line.split("#", 1)[0].split()
@@ -234,16 +210,16 @@ def test_core_dumps_off_in_configuration(state, dropin, boot_sysctls):
 
 
 @pytest.mark.control("CW-KRN-04")
-def test_core_dumps_off_live(state, dropin, in_container):
+def test_core_dumps_off_live(state, applied_kernel, in_container):
     if in_container:
         not_applicable(CONTAINER_SKIP)
-    _check_live(state, list(COREDUMP), dropin)
+    _check_live(state, _sysctls(applied_kernel, COREDUMP))
 
 
 @pytest.mark.control("CW-KRN-05")
-def test_usbguard_configured_on_field_devices(state, field_device):
-    if not field_device:
-        pytest.skip("not a field device (kernel_field_device is false): USBGuard does not apply")
+def test_usbguard_configured_on_field_devices(state, usbguard):
+    if not usbguard:
+        pytest.skip("not a field device (the kernel role applied no USBGuard): USBGuard does not apply")
     assert state["usbguard_pkg"][1].strip() == "installed", "usbguard is not installed"
     conf = parse_ini(state["usbguard_conf"][1])
     assert conf.get("ImplicitPolicyTarget") == "block"
@@ -254,9 +230,9 @@ def test_usbguard_configured_on_field_devices(state, field_device):
 
 
 @pytest.mark.control("CW-KRN-05")
-def test_usbguard_enforcing_on_field_devices(state, field_device, in_container):
-    if not field_device:
-        pytest.skip("not a field device (kernel_field_device is false): USBGuard does not apply")
+def test_usbguard_enforcing_on_field_devices(state, usbguard, in_container):
+    if not usbguard:
+        pytest.skip("not a field device (the kernel role applied no USBGuard): USBGuard does not apply")
     if in_container:
         not_applicable("not applicable in a container: it has no USB bus (USB devices belong to the host), "
                        "so USBGuard enforcement is checked on the VM tier")

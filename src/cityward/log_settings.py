@@ -1,6 +1,7 @@
-"""What the logging role applies to a host, read from the host's variables the way the role
-resolves them: how long the journal is kept (`log_retention`, in days: `span_days` reads
-journald's time spans) and which SIEM the host forwards to (`forwarding_siem`).
+"""What the logging role will apply to a host, read from the host's variables before any run
+(`cityward check`): how long the journal is kept (`log_retention`, in days: `span_days` reads
+journald's time spans) and which SIEM the host forwards to (`forwarding_siem`). The audit reads
+what the role did apply from its record on the host instead (cityward.checks.applied).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from ansible_collections.cityward.hardening.plugins.plugin_utils.unwrap import plain
 
+from cityward.hostvar_specs import role_options
 from cityward.record_problems import show_value
 
 # journald's MaxRetentionSec= units (systemd.time(7)), in days.
@@ -22,8 +24,12 @@ _SPAN_UNITS = {
     "M": 30.44, "month": 30.44, "months": 30.44, "y": 365.25, "year": 365.25, "years": 365.25,
 }
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)")
-# roles/logging keeps the journal this long unless the city sets cityward_log_retention.
-LOGGING_DEFAULT_RETENTION = "90day"
+
+
+def role_default_retention() -> Any:
+    """How long the logging role keeps the journal when the city sets neither variable: the
+    default its argument specs document (roles/logging/meta/argument_specs.yml), None if none."""
+    return role_options().get("logging_journal_max_retention", {}).get("default")
 
 
 def span_days(value: Any) -> float | None:
@@ -48,7 +54,8 @@ def log_retention(hostvars: Mapping) -> tuple[float | None, str]:
         value = plain(hostvars.get(name))
         if value is not None and not (isinstance(value, str) and "{{" in value):
             return span_days(value), f"{name} {show_value(value)}"
-    return span_days(LOGGING_DEFAULT_RETENTION), f"the logging role's default '{LOGGING_DEFAULT_RETENTION}'"
+    default = role_default_retention()
+    return span_days(default), f"the logging role's default {show_value(default)}"
 
 
 def forwarding_siem(hostvars: Mapping[str, Any]) -> str:

@@ -1,31 +1,40 @@
-"""Logging controls (role logging), read from the host and never changed: audit rules and
-auditd.conf, the journal (as journald runs it), rsyslog's forwarding to the SIEM (as the running
-daemon loaded it) and chrony's sources.
+"""Logging controls (roles logging and siem_receiver), read from the host and never changed: audit
+rules and auditd.conf, the journal (as journald runs it), rsyslog's forwarding to the SIEM (as the
+running daemon loaded it), a SIEM receiver's input, and chrony's sources.
+
+The expected values (SIEM, port, peer name, selector, queue bound, journal retention and cap, audit
+immutability, NTS servers) are what the roles recorded applying on the host
+(/etc/ansible/facts.d/cityward_logging.fact and cityward_siem_receiver.fact, cityward.checks.applied):
+an inventory override is checked as applied. A missing or altered record fails the checks that
+need it ("evidence missing"). Fixed limits (root-only files, no IGNORE action) stay here.
 
 In a container the kernel audit system and the clock are the host's: auditd and chrony are
 checked as configuration there, and their live checks say "not applicable" (the VM tier runs
-them). A host whose inventory names no SIEM (logging_siem_host) forwards nothing: its forwarding
-checks are skipped, the rest still apply."""
+them). A host the logging role recorded no SIEM for forwards nothing: its forwarding checks are
+not applicable, the rest still apply."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
-import shlex
-import ssl
-import time
+from datetime import UTC, datetime
 
 import pytest
+from ansible_collections.cityward.hardening.plugins.plugin_utils.applied import fact_path
+from cryptography import x509
 
+from cityward.checks.applied import applied
 from cityward.checks.hoststate import snapshot
 from cityward.checks.outcomes import not_applicable
-from cityward.log_settings import forwarding_siem
+from cityward.device import valid_device_fields
 
 RULES = "/etc/audit/rules.d/60-cityward.rules"
 COMPILED = "/etc/audit/audit.rules"
 RSYSLOG = "/etc/rsyslog.d/60-cityward.conf"
 TLS_DIR = "/etc/cityward/tls"
 JOURNALD_DROPIN = "/etc/systemd/journald.conf.d/60-cityward.conf"
+RECEIVER_CONF = "/etc/rsyslog.d/60-cityward-siem-receiver.conf"
 # Each required kind of audited event: (what, a regular expression one rule must match).
 AUDITED = [
     ("identity: passwd", r"^-w /etc/passwd -p wa\b"),
@@ -47,16 +56,30 @@ NOT_IN_CONTAINER = "not applicable in a container: {why}; the VM tier checks it 
 
 
 @pytest.fixture(scope="module")
-def siem_host(hostvars):
-    name = forwarding_siem(hostvars)
-    if not name:
-        not_applicable("not applicable: no SIEM configured for this host (logging_siem_host undefined)")
-    return name
+def applied_logging(host):
+    return applied(host, "logging")
+
+
+@pytest.fixture(scope="module")
+def siem(applied_logging):
+    """The logging role's record on a host that forwards to a SIEM."""
+    if not applied_logging["siem_host"]:
+        not_applicable("not applicable: the logging role recorded no SIEM for this host (logging_siem_host empty): "
+                       "it forwards nothing")
+    return applied_logging
+
+
+@pytest.fixture(scope="module")
+def applied_receiver(host, state):
+    """The siem_receiver role's record, None on a host that role never made a receiver (then
+    rsyslog may listen nowhere: a receiver whose record is gone fails, never passes)."""
+    if state["receiver_record"][0] != 0:
+        return None
+    return applied(host, "siem_receiver")
 
 
 @pytest.fixture(scope="module")
 def state(host):
-    decode = ("import json, ssl, sys; print(json.dumps(ssl._ssl._test_decode_cert(sys.argv[1])))")
     return snapshot(host, {
         "arch": "uname -m",
         "rules": f"cat {RULES}",
@@ -79,7 +102,9 @@ def state(host):
         "rsyslog_started": "systemctl show rsyslog -p ExecMainStartTimestamp --timestamp=unix --value",
         "rsyslog_plaintext": "ss -H -l -n -t -u -p | grep rsyslogd; true",
         "tls_key_mode": f"stat -c '%U %G %a' {TLS_DIR}/rsyslog-client.key",
-        "tls_cert": f"python3 -c {shlex.quote(decode)} {TLS_DIR}/rsyslog-client.pem",
+        "tls_cert": f"cat {TLS_DIR}/rsyslog-client.pem",
+        "receiver_record": f"test -e {fact_path('siem_receiver')}",
+        "receiver_conf": f"cat {RECEIVER_CONF}",
         "chrony_conf": "cat /etc/chrony/chrony.conf",
         "chrony_check": "/usr/sbin/chronyd -p -f /etc/chrony/chrony.conf",
         "chrony_sources": "chronyc -N -n authdata; chronyc -n tracking",
@@ -168,19 +193,19 @@ def test_auditd_runs_with_the_rules_loaded(state, in_container):
 
 
 @pytest.mark.control("CW-LOG-05")
-def test_audit_configuration_is_immutable_last(state, hostvars):
-    if not hostvars.get("logging_audit_immutable", True):
-        not_applicable("not applicable: logging_audit_immutable is false for this host")
+def test_audit_configuration_is_immutable_last(state, applied_logging):
+    if not applied_logging["audit_immutable"]:
+        not_applicable("not applicable: the logging role applied logging_audit_immutable: false on this host")
     assert _rules(state["rules"][1])[-1] == "-e 2"
     assert _rules(state["compiled"][1])[-1] == "-e 2", "augenrules did not put -e 2 last"
 
 
 @pytest.mark.control("CW-LOG-05")
-def test_kernel_audit_is_locked(state, in_container, hostvars):
+def test_kernel_audit_is_locked(state, in_container, applied_logging):
     if in_container:
         not_applicable(NOT_IN_CONTAINER.format(why="the kernel audit system is the host's and not namespaced"))
-    if not hostvars.get("logging_audit_immutable", True):
-        not_applicable("not applicable: logging_audit_immutable is false for this host")
+    if not applied_logging["audit_immutable"]:
+        not_applicable("not applicable: the logging role applied logging_audit_immutable: false on this host")
     assert re.search(r"^enabled 2$", state["auditctl_status"][1], re.MULTILINE), state["auditctl_status"][1]
 
 
@@ -202,12 +227,32 @@ def test_audit_logs_are_root_only_and_disk_space_is_handled(state):
 
 
 @pytest.mark.control("CW-LOG-02")
-def test_journal_is_persistent_and_capped(journald, hostvars):
+def test_journal_is_persistent_and_capped(journald, applied_logging):
     effective = journald
-    assert effective.get("Storage") == "persistent"
-    assert re.fullmatch(r"\d+[KMGT]?", effective.get("SystemMaxUse", "")), effective
-    assert effective.get("MaxRetentionSec") == hostvars.get("logging_journal_max_retention", "90day")
+    storage = effective.get("Storage")
+    assert storage == "persistent", f"journald Storage: expected 'persistent', found {storage!r}"
+    for key, recorded in (("SystemMaxUse", "journal_system_max_use"), ("MaxRetentionSec", "journal_max_retention")):
+        expected, found = applied_logging[recorded], effective.get(key)
+        assert found == expected, (
+            f"journald {key}: expected {expected!r} (applied by the logging role), found {found!r}")
     assert effective.get("ForwardToSyslog") == "no", "rsyslog reads the journal; socket forwarding drops in bursts"
+
+
+@pytest.mark.control("CW-GOV-09")
+def test_journal_is_kept_no_longer_than_the_risk_review_allows(journald, applied_logging, hostvars):
+    """The retention the logging role applied, in force in journald, within the device's risk review
+    (`cityward check` judges the inventory's request before the run; this, what the host does)."""
+    device = hostvars.get("cityward_device")
+    review = valid_device_fields(device).get("risk_review") if isinstance(device, dict) else None
+    if review is None or review.data_retention_days is None:
+        pytest.skip("no valid cityward_device.risk_review with data_retention_days: the metadata check of "
+                    "CW-GOV-09 fails it")
+    kept, days = applied_logging["journal_max_retention"], applied_logging["journal_max_retention_days"]
+    live = journald.get("MaxRetentionSec")
+    assert live == kept, f"journald MaxRetentionSec: expected {kept!r} (applied by the logging role), found {live!r}"
+    assert math.floor(days) <= review.data_retention_days, (  # '1year' is 365.25 days: a year is fine
+        f"journal kept {kept!r} ({days:g} days, applied by the logging role): expected at most the "
+        f"{review.data_retention_days} days set by risk review {review.reference}")
 
 
 @pytest.mark.control("CW-LOG-02")
@@ -220,57 +265,92 @@ def test_running_journald_writes_to_disk_within_the_cap(state, journald):
 
 
 @pytest.mark.control("CW-LOG-03")
-def test_rsyslog_forwards_everything_over_mutual_tls_with_a_disk_queue(state, siem_host, hostvars):
+def test_rsyslog_forwards_everything_over_mutual_tls_with_a_disk_queue(state, siem):
     rc, conf = state["rsyslog_conf"]
     assert rc == 0, f"{RSYSLOG} is missing"
     action = re.search(r"^(\S+)\s+action\((.*?)\n\)", conf, re.MULTILINE | re.DOTALL)
     assert action, "no forwarding action"
-    assert action[1] in ("*.*", hostvars.get("logging_forward_selector", "*.*"))
+    selector = siem["forward_selector"]
+    assert action[1] == selector, (
+        f"forwarding selector: expected {selector!r} (applied by the logging role), found {action[1]!r}")
     params = dict(re.findall(r'([\w.]+)="([^"]*)"', action[2]))
     expected = {
-        "type": "omfwd", "target": siem_host, "port": str(hostvars.get("logging_siem_port", 6514)),
+        "type": "omfwd", "target": siem["siem_host"], "port": str(siem["siem_port"]),
         "protocol": "tcp", "StreamDriver": "gtls", "StreamDriverMode": "1", "StreamDriverAuthMode": "x509/name",
-        "StreamDriverPermittedPeers": hostvars.get("logging_siem_peer_name", siem_host),
+        "StreamDriverPermittedPeers": siem["siem_peer_name"],
         "queue.type": "LinkedList", "queue.saveOnShutdown": "on", "action.resumeRetryCount": "-1",
+        "queue.maxDiskSpace": siem["queue_max_disk"],
     }
-    assert {k: params.get(k) for k in expected} == expected
-    assert params.get("queue.filename") and params.get("queue.maxDiskSpace")
-    if "logging_queue_max_disk" in hostvars:
-        assert params["queue.maxDiskSpace"] == str(hostvars["logging_queue_max_disk"])
+    found = {k: params.get(k) for k in expected}
+    wrong = {k: f"expected {v!r}, found {found[k]!r}" for k, v in expected.items() if found[k] != v}
+    assert not wrong, f"forwarding action (expected values applied by the logging role): {wrong}"
+    assert params.get("queue.filename"), "the forwarding queue has no queue.filename: it is not saved to disk"
     assert 'module(load="imjournal"' in conf, "rsyslog must read the journal (lossless), not the syslog socket"
     assert state["rsyslog_check"][0] == 0, state["rsyslog_check"][1]
 
 
 @pytest.mark.control("CW-LOG-03")
-def test_running_rsyslog_loaded_the_forwarding_and_listens_for_nothing(state, hostvars):
-    """A sending host's rsyslog listens nowhere; a SIEM receiver (role siem_receiver) only on its TLS port."""
+def test_running_rsyslog_loaded_the_forwarding_and_listens_for_nothing(state, applied_receiver):
+    """A sending host's rsyslog listens nowhere; a SIEM receiver (role siem_receiver) only on the TLS
+    port that role recorded applying."""
     assert state["rsyslog_active"][1].strip() == "active"
     started = int(state["rsyslog_started"][1].strip().lstrip("@") or 0)
     assert started >= int(state["rsyslog_conf_mtime"][1].strip()), "rsyslog runs an older configuration"
-    receiver = bool(hostvars.get("siem_receiver_permitted_peers"))
-    allowed = {("tcp", str(hostvars.get("siem_receiver_port", 6514)))} if receiver else set()
+    allowed = {("tcp", str(applied_receiver["port"]))} if applied_receiver else set()
     listening = [line.split() for line in state["rsyslog_plaintext"][1].splitlines() if line.strip()]
     unexpected = [" ".join(f) for f in listening if (f[0], f[4].rsplit(":", 1)[-1]) not in allowed]
-    assert not unexpected, f"rsyslog listens on the network: {unexpected}"
+    assert not unexpected, (f"rsyslog listens on the network: {unexpected}; expected "
+                            f"{sorted(allowed) or 'nothing'} (the siem_receiver role's record)")
 
 
 @pytest.mark.control("CW-LOG-03")
-def test_client_certificate_valid_and_key_root_only(state, siem_host):
-    assert state["tls_key_mode"][1].split() == ["root", "root", "600"]
+def test_siem_receiver_accepts_only_its_permitted_peers_over_tls(state, applied_receiver):
+    """The receiver's TLS input takes the port and certificate names the siem_receiver role applied."""
+    if applied_receiver is None:
+        not_applicable("not applicable: the siem_receiver role recorded nothing here: this host is no SIEM receiver")
+    rc, conf = state["receiver_conf"]
+    assert rc == 0, f"{RECEIVER_CONF} is missing"
+    peers = re.search(r"PermittedPeer=(\[.*?\])", conf)
+    found_peers = sorted(json.loads(peers[1])) if peers else None
+    expected_peers = applied_receiver["permitted_peers"]
+    assert found_peers == expected_peers, (
+        f"PermittedPeer: expected {expected_peers!r} (applied by the siem_receiver role), found {found_peers!r}")
+    port = re.search(r'input\(type="imtcp" port="(\d+)"', conf)
+    expected_port = str(applied_receiver["port"])
+    assert port and port[1] == expected_port, (
+        f"TLS input port: expected {expected_port} (applied by the siem_receiver role), found {port and port[1]!r}")
+    for setting in ('StreamDriver.Mode="1"', 'StreamDriver.AuthMode="x509/name"'):
+        assert setting in conf, f"the receiver's input lacks {setting}: it would accept senders without a certificate"
+
+
+@pytest.mark.control("CW-LOG-03")
+def test_client_certificate_valid_and_key_root_only(state, siem):
+    assert state["tls_key_mode"][1].split() == ["root", "root", "600"], (
+        f"{TLS_DIR}/rsyslog-client.key: expected root root 600, found {state['tls_key_mode'][1].strip()!r}")
     rc, out = state["tls_cert"]
     assert rc == 0, out
-    cert = json.loads(out)
-    assert [value for kind, value in cert.get("subjectAltName", []) if kind == "DNS"], "no DNS name to be permitted by"
-    assert ssl.cert_time_to_seconds(cert["notAfter"]) > time.time(), f"expired {cert['notAfter']}"
+    try:
+        cert = x509.load_pem_x509_certificate(out.encode())
+    except ValueError as exc:
+        pytest.fail(f"{TLS_DIR}/rsyslog-client.pem is no PEM certificate: {exc}", pytrace=False)
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        names = None
+    assert names and names.get_values_for_type(x509.DNSName), "no DNS name (subjectAltName) for the SIEM to permit"
+    expires = cert.not_valid_after_utc
+    assert expires > datetime.now(UTC), f"{TLS_DIR}/rsyslog-client.pem expired {expires:%Y-%m-%d %H:%M} UTC"
 
 
 @pytest.mark.control("CW-LOG-04")
-def test_chrony_uses_authenticated_nts_sources_only(state):
+def test_chrony_uses_authenticated_nts_sources_only(state, applied_logging):
     rc, conf = state["chrony_conf"]
     assert rc == 0, "chrony.conf is missing"
     lines = [line.split("#")[0].strip() for line in conf.splitlines()]
     sources = [line for line in lines if re.match(r"(server|pool|peer)\s", line)]
     assert sources, "no time source"
+    found, expected = [s.split()[1] for s in sources], applied_logging["ntp_servers"]
+    assert found == expected, f"chrony's sources: expected {expected!r} (applied by the logging role), found {found!r}"
     assert all(re.search(r"\bnts\b", s) for s in sources), [s for s in sources if not re.search(r"\bnts\b", s)]
     assert "authselectmode require" in lines
     assert not [line for line in lines if line.startswith("sourcedir")], "unauthenticated sources from sourcedir"
@@ -296,11 +376,11 @@ def test_running_chrony_uses_nts_sources_only(state, in_container):
 
 
 @pytest.mark.control("CW-LOG-04")
-def test_chrony_synchronises_with_nts(state, in_container, hostvars):
+def test_chrony_synchronises_with_nts(state, in_container, applied_logging):
     if in_container:
         not_applicable(NOT_IN_CONTAINER.format(why="the clock is the host's and a container lacks CAP_SYS_TIME"))
-    if not hostvars.get("cityward_ntp_reachable", True):
-        not_applicable("not applicable: the inventory says this host cannot reach its NTS servers "
+    if not applied_logging["ntp_reachable"]:
+        not_applicable("not applicable: the logging role recorded that this host cannot reach its NTS servers "
                        "(cityward_ntp_reachable: false, an offline lab); chronyd's sources are checked")
     rc, out = state["chrony_sources"]
     assert rc == 0, out

@@ -26,7 +26,7 @@ from cityward.checks.patch_evidence import (
     valid_signer,
 )
 
-FACT_SCRIPT = Path(__file__).resolve().parents[2] / "roles/patching/files/cityward_patching.fact"
+FACT_SCRIPT = Path(__file__).resolve().parents[2] / "roles/patching/files/cityward_patching_pending.fact"
 
 # gpg --quick-gen-key "t <t@x>" ed25519: one primary key, no subkey.
 KEY_T = """-----BEGIN PGP PUBLIC KEY BLOCK-----

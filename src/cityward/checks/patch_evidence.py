@@ -1,5 +1,5 @@
-"""Pure rules the patching and update-mirror checks (CW-PATCH-05/06/07) apply to what they read from
-a host: approved mirror URLs, OpenPGP fingerprints of a keyring, pending-update age against the
+"""Pure rules the patching and update-mirror checks (CW-PATCH-02/05/06/07) apply to what they read from
+a host: approved mirror URLs, deb822 sources, OpenPGP fingerprints of a keyring, pending-update age against the
 SLA, aptly's publication list, gpgv's status lines and nginx's directory listing. No host access
 here, so each rule is unit-tested on its own (tests/unit/test_patching_checks.py)."""
 
@@ -29,6 +29,35 @@ def approved_mirrors(declared: Any) -> list:
         name, url = str(entry.get("name", index)), entry["url"].rstrip("/")
         mirrors.append(Mirror(name, url, entry.get("host"), entry.get("zone")))
     return mirrors
+
+
+def recorded_mirrors(recorded: Any) -> list:
+    """The approved mirrors the patching role recorded ({url: the inventory host running it, or ''
+    for an outside archive}) as cityward.mirrors.Mirror objects; ValueError when not that shape."""
+    if not isinstance(recorded, Mapping):
+        raise ValueError(f"approved_mirrors: expected a mapping of mirror URL to host (got {recorded!r})")
+    return [Mirror(url.rstrip("/"), url.rstrip("/"), host or None, None) for url, host in sorted(recorded.items())]
+
+
+def deb822_stanzas(text: str) -> list[dict[str, str]]:
+    """The enabled entries (stanzas with Types) of a deb822 .sources file, field -> value (a
+    continued value joined with newlines); comment lines are dropped, as apt does."""
+    stanzas = []
+    for block in re.split(r"\n[ \t]*\n", text):
+        fields: dict[str, str] = {}
+        last = None
+        for line in block.splitlines():
+            if line.lstrip().startswith("#") or not line.strip():
+                continue
+            if line[0] in " \t" and last:
+                fields[last] += "\n" + line.strip()
+                continue
+            key, _, value = line.partition(":")
+            last = key.strip()
+            fields[last] = value.strip()
+        if "Types" in fields and fields.get("Enabled", "yes").strip().lower() not in ("no", "false", "0"):
+            stanzas.append(fields)
+    return stanzas
 
 
 def mirrors_for(host: str, mirrors: list) -> list:

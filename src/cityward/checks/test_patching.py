@@ -1,6 +1,11 @@
 """Patching controls (role patching), read from the host and never changed: the sources APT
 trusts and the index it verified, what unattended-upgrades may install and when the timers
-really fire (systemd's own schedule), the reboot policy, the local fact and the pending report."""
+really fire (systemd's own schedule), the reboot policy, the local fact and the pending report.
+
+The expected values (origins, maintenance window, reboot policy, mirrors, keyring, pinned key,
+report path) are what the patching role recorded it applied (cityward_patching.fact, after every
+inventory override); the pending updates and the APT sources in effect come from the role's
+scanner (cityward_patching_pending.fact), run on the host."""
 
 from __future__ import annotations
 
@@ -12,26 +17,26 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cityward.checks.applied import applied
 from cityward.checks.hoststate import snapshot
 from cityward.checks.outcomes import not_applicable
 from cityward.checks.patch_evidence import (
     approved_mirrors,
+    deb822_stanzas,
     mirrors_for,
     openpgp_fingerprints,
     overdue,
+    recorded_mirrors,
     unapproved_uris,
 )
 from cityward.device import patch_sla_days
 
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-DEFAULT_WINDOW = {"days": ["Sun"], "start": "03:00", "duration_minutes": 120}
-DEFAULT_ORIGINS = ["origin=Debian,codename=${distro_codename}-security,label=Debian-Security"]
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
-FACT = "/etc/ansible/facts.d/cityward_patching.fact"
-# What the patching role applied on its last run: mirrors, keyring, pinned key (CW-PATCH-05).
-APPLIED = "/etc/ansible/facts.d/cityward_patching_sources.fact"
-REPORT = "/var/lib/cityward/patching/pending.json"
+# The role's pending-updates scanner, an executable local fact: run here as the audit user.
+FACT = "/etc/ansible/facts.d/cityward_patching_pending.fact"
+SOURCES = "/etc/apt/sources.list.d/debian.sources"
+APPLIED = "the patching role's record (cityward_patching.fact)"
 UNSIGNED = re.compile(r'Allow(Unauthenticated|InsecureRepositories|DowngradeToInsecureRepositories) "(1|true|yes|on)"',
                       re.IGNORECASE)
 
@@ -47,21 +52,27 @@ def state(host):
                    "do [ -e \"$f\" ] && printf '@@file %s\\n' \"$f\" && cat \"$f\"; done; true",
         "legacy": "grep -E '^[[:space:]]*deb(-src)?[[:space:]]' /etc/apt/sources.list",
         "trusted_gpg": "test -s /etc/apt/trusted.gpg",
-        "keyring": f"test -s {KEYRING}",
         "policy": "apt-cache policy",
         "fact": FACT,
-        "applied": f"cat {APPLIED}",
         "fact_mode": f"stat -c '%U %a' {FACT}",
-        "report": f"cat {REPORT}",
-        "report_mode": f"stat -c '%U %G %a' {REPORT}",
     })
 
 
 @pytest.fixture(scope="module")
-def window(hostvars):
-    return (hostvars.get("patching_maintenance_window")
-            or (hostvars.get("cityward_device") or {}).get("maintenance_window")
-            or DEFAULT_WINDOW)
+def recorded(host):
+    """What the patching role recorded it applied, or the failure reading it: judged inside each
+    check (`_applied`), since a failing fixture would report the check as an error, not a failed control."""
+    try:
+        return applied(host, "patching")
+    except pytest.fail.Exception as exc:
+        return exc
+
+
+def _applied(recorded) -> dict:
+    __tracebackhide__ = True
+    if isinstance(recorded, pytest.fail.Exception):
+        pytest.fail(recorded.msg, pytrace=False)
+    return recorded
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +113,13 @@ def _minutes(span: str) -> int:
 
 
 @pytest.mark.control("CW-PATCH-01")
-def test_unattended_upgrades_installs_security_origins_only(state, apt_config, hostvars):
+def test_unattended_upgrades_installs_security_origins_only(state, apt_config, recorded):
+    expected = _applied(recorded)["origins"]
     assert state["uu_installed"] == (0, "installed\n") or state["uu_installed"][1].startswith("installed")
     origins = re.findall(r'^Unattended-Upgrade::Origins-Pattern:: "(.*)";$', apt_config, re.MULTILINE)
     allowed = re.findall(r'^Unattended-Upgrade::Allowed-Origins:: "(.*)";$', apt_config, re.MULTILINE)
-    assert origins == hostvars.get("patching_origins", DEFAULT_ORIGINS)
+    assert origins == expected, (
+        f"Unattended-Upgrade::Origins-Pattern: expected {expected!r} (applied by the patching role), found {origins!r}")
     assert not allowed, f"legacy Allowed-Origins add origins: {allowed}"
     assert all("security" in origin.lower() for origin in origins), origins
     assert 'APT::Periodic::Unattended-Upgrade "1";' in apt_config
@@ -114,9 +127,10 @@ def test_unattended_upgrades_installs_security_origins_only(state, apt_config, h
 
 
 @pytest.mark.control("CW-PATCH-01")
-def test_apt_timers_fire_only_inside_the_maintenance_window(state, window):
+def test_apt_timers_fire_only_inside_the_maintenance_window(state, recorded):
     """systemd's own view of the running timers: one calendar each, its next elapse plus the
-    random delay inside the window, no catch-up at boot."""
+    random delay inside the window the role applied, no catch-up at boot."""
+    window = _applied(recorded)["maintenance_window"]
     units = _timers(state["timers"][1])
     assert set(units) == set(TIMERS)
     for name, unit in units.items():
@@ -134,13 +148,22 @@ def test_apt_timers_fire_only_inside_the_maintenance_window(state, window):
 
 
 @pytest.mark.control("CW-PATCH-01")
-def test_no_automatic_reboot_outside_the_window(apt_config, window):
+def test_no_automatic_reboot_outside_the_window(apt_config, recorded):
+    settings = _applied(recorded)
+    window, expected = settings["maintenance_window"], settings["automatic_reboot"]
     reboot = re.search(r'^Unattended-Upgrade::Automatic-Reboot "(\w+)";$', apt_config, re.MULTILINE)
     assert reboot, "Unattended-Upgrade::Automatic-Reboot is not set explicitly"
-    if reboot[1].lower() in ("false", "0", "no"):
+    found = reboot[1].lower() not in ("false", "0", "no", "off")
+    assert found == expected, (
+        f"Unattended-Upgrade::Automatic-Reboot: expected {expected!r} (applied by the patching role), "
+        f"found {reboot[1]!r}")
+    if not found:
         return
     at = re.search(r'^Unattended-Upgrade::Automatic-Reboot-Time "(\d\d:\d\d)";$', apt_config, re.MULTILINE)
     assert at, "automatic reboot without Automatic-Reboot-Time reboots whenever the upgrade ends"
+    assert at[1] == settings["reboot_time"], (
+        f"Unattended-Upgrade::Automatic-Reboot-Time: expected {settings['reboot_time']!r} "
+        f"(applied by the patching role), found {at[1]!r}")
     start_day = window["days"][0]
     hours, minutes = window["start"].split(":")
     offset = (int(at[1][:2]) * 60 + int(at[1][3:]) - int(hours) * 60 - int(minutes)) % 1440
@@ -149,11 +172,15 @@ def test_no_automatic_reboot_outside_the_window(apt_config, window):
 
 
 @pytest.mark.control("CW-PATCH-02")
-def test_every_source_is_signed_by_a_keyring_and_none_is_trusted(state, hostvars):
+def test_every_source_is_signed_by_a_keyring_and_none_is_trusted(host, state, recorded):
+    settings = _applied(recorded)
     text = state["sources"][1]
-    assert state["legacy"][0] != 0, f"the legacy one-line /etc/apt/sources.list still has entries: {state['legacy'][1]}"
+    if settings["replace_legacy_sources"]:
+        assert state["legacy"][0] != 0, (
+            f"the legacy one-line /etc/apt/sources.list still has entries (the patching role applied "
+            f"replace_legacy_sources: true): {state['legacy'][1]}")
     files = dict(re.findall(r"^@@file (\S+)\n(.*?)(?=^@@file |\Z)", text, re.MULTILINE | re.DOTALL))
-    assert "/etc/apt/sources.list.d/debian.sources" in files, sorted(files)
+    assert SOURCES in files, f"{SOURCES} is missing; sources found: {sorted(files)}"
     for path, content in files.items():
         assert not re.search(r"trusted\s*[=:]\s*(yes|true|1)", content, re.IGNORECASE), f"{path} marks a source trusted"
         if path.endswith(".sources"):
@@ -166,12 +193,21 @@ def test_every_source_is_signed_by_a_keyring_and_none_is_trusted(state, hostvars
             for line in content.splitlines():
                 if re.match(r"\s*deb(-src)?\s", line):
                     assert re.search(r"signed-by=/\S+", line), f"{path}: {line}"
-    mirrors = hostvars.get("patching_mirrors") or hostvars.get("cityward_apt_mirrors")
-    if isinstance(mirrors, dict):
-        approved = {u.rstrip("/") for uris in mirrors.values() for u in uris}
-        used = re.findall(r"^URIs:\s*(.+)$", files["/etc/apt/sources.list.d/debian.sources"], re.MULTILINE)
-        assert {u.rstrip("/") for line in used for u in line.split()} <= approved
-    assert state["keyring"][0] == 0, f"{KEYRING} is missing"
+    keyring, components = settings["keyring"], settings["components"]
+    expected = sorted({u.rstrip("/") for uris in settings["mirrors"].values() for u in uris})
+    stanzas = deb822_stanzas(files[SOURCES])
+    used = sorted({u.rstrip("/") for stanza in stanzas for u in stanza.get("URIs", "").split()})
+    assert used == expected, f"{SOURCES} URIs: expected {expected} (mirrors applied by the patching role), found {used}"
+    for stanza in stanzas:
+        where = f"{SOURCES} ({stanza.get('URIs', '')})"
+        assert stanza.get("Signed-By") == keyring, (
+            f"{where}: Signed-By expected {keyring!r} (applied by the patching role), "
+            f"found {stanza.get('Signed-By')!r}")
+        found = stanza.get("Components", "").split()
+        assert found == components, (
+            f"{where}: Components expected {components} (applied by the patching role), found {found}")
+    rc, out = snapshot(host, {"keyring": f"test -s {shlex.quote(keyring)}"})["keyring"]
+    assert rc == 0, f"keyring: expected {keyring} (pinned by the patching role), found it missing or empty"
     assert state["trusted_gpg"][0] != 0, "keys in the legacy /etc/apt/trusted.gpg are trusted for every source"
 
 
@@ -199,19 +235,22 @@ def test_fact_reports_reboot_and_pending_security_updates(state):
 
 
 @pytest.mark.control("CW-PATCH-03")
-def test_pending_report_is_kept_root_only_on_the_host(state, hostvars):
-    rc, out = state["report"]
-    assert rc == 0, f"{REPORT} is missing"
+def test_pending_report_is_kept_root_only_on_the_host(host, recorded, hostvars):
+    path = _applied(recorded)["report_path"]
+    read = snapshot(host, {"report": f"cat {shlex.quote(path)}", "mode": f"stat -c '%U %G %a' {shlex.quote(path)}"})
+    rc, out = read["report"]
+    assert rc == 0, f"the report {path} (report_path applied by the patching role) is missing: {out.strip()[:200]}"
     report = json.loads(out)
     assert report["host"] == hostvars["inventory_hostname"]
     assert report["pending_security"] == len(report["packages"])
     assert all(p["archive"].endswith("-security") for p in report["packages"]), report["packages"]
-    assert state["report_mode"][1].split() == ["root", "root", "640"]
+    found = read["mode"][1].split()
+    assert found == ["root", "root", "640"], f"{path}: expected owner root:root mode 640, found {' '.join(found)}"
 
 
 # --- CW-PATCH-05 / CW-PATCH-07: approved mirrors, pinned keys, the patch SLA ---------------------
-# The patching fact is the evidence: the APT sources in effect, what the role pinned (settings),
-# and each pending security update with its Release file's Date.
+# The evidence: the scanner's APT sources in effect and each pending security update with its
+# Release file's Date, and what the role recorded it pinned.
 
 
 # Read inside the tests, not in fixtures: a missing fact must fail the control ("evidence missing"),
@@ -265,22 +304,24 @@ def _fingerprints(keyrings, path: str) -> list[str]:
 
 
 @pytest.mark.control("CW-PATCH-05")
-def test_sources_are_approved_mirrors_pinned_to_the_key_the_role_pinned(host, state, hostvars):
-    declared = hostvars.get("cityward_update_mirrors")
-    if not declared:
+def test_sources_are_approved_mirrors_pinned_to_the_key_the_role_pinned(host, state, hostvars, recorded):
+    settings = _applied(recorded)
+    mirrors = recorded_mirrors(settings["approved_mirrors"])
+    # The inventory is read only to tell a record older than the city's current list (re-run the role).
+    declared = hostvars.get("cityward_update_mirrors") or []
+    if not mirrors and not declared:
         not_applicable("not applicable: the city declares no cityward_update_mirrors")
+    declared_urls = sorted(m.url for m in approved_mirrors(declared)) if declared else []
+    applied_urls = sorted(m.url for m in mirrors)
+    assert applied_urls == declared_urls, (
+        f"approved mirrors: expected {declared_urls} (cityward_update_mirrors), the patching role last applied "
+        f"{applied_urls}: run the role again")
     fact = _fact(state)
     keyrings = _keyrings(host, fact)
-    mirrors = approved_mirrors(declared)
     usable = mirrors_for(hostvars["inventory_hostname"], mirrors)
     outside = unapproved_uris(fact["sources"], usable)
     assert not outside, f"APT sources outside the approved mirrors {[m.url for m in usable]}: {outside}"
-    applied = _applied(state)
-    declared_urls = sorted(m.url for m in mirrors)
-    recorded = sorted(str(u).rstrip("/") for u in applied.get("approved_mirrors") or [])
-    assert recorded == declared_urls, (
-        f"{APPLIED}: the patching role last applied the approved mirrors {recorded}; the inventory has {declared_urls}")
-    keyring, pinned = applied.get("keyring"), str(applied.get("key_fingerprint") or "").upper()
+    keyring, pinned = settings["keyring"], str(settings["key_fingerprint"] or "").upper()
     assert keyring, f"evidence missing: {APPLIED} gives no keyring"
     for source in fact["sources"]:
         assert source["signed_by"] == [keyring], (
@@ -294,15 +335,6 @@ def test_sources_are_approved_mirrors_pinned_to_the_key_the_role_pinned(host, st
     assert keyring in keyrings, f"the pinned keyring {keyring} signs no source"
     found = _fingerprints(keyrings, keyring)
     assert found == [pinned], f"keyring {keyring} holds {found}, not only the key the patching role pinned {pinned}"
-
-
-def _applied(state) -> dict:
-    rc, out = state["applied"]
-    assert rc == 0, f"evidence missing: {APPLIED} cannot be read (has the patching role run?): {out.strip()[:200]}"
-    try:
-        return json.loads(out)
-    except ValueError:
-        pytest.fail(f"evidence missing: {APPLIED} is not JSON", pytrace=False)
 
 
 def _sla_days(hostvars) -> int:

@@ -1,14 +1,17 @@
 """Update mirror controls (role update_mirror, CW-PATCH-06), read from the mirror host and never
-changed: aptly publishes exactly the approved snapshots its fact records, each InRelease is signed
-by the city's key (gpgv against that key alone), the key is not about to expire, and nginx serves
-the published tree only over TLS 1.2+ on the fact's port, listing nothing else.
+changed: aptly publishes exactly the approved snapshots the role recorded it applied, each InRelease
+is signed by the city's key (gpgv against that key alone), the key is not about to expire, and nginx
+serves the published tree only over the TLS versions the role applied (never below 1.2) on the
+recorded port, listing nothing else.
 
+The expected values are the update_mirror role's record of what it applied
+(/etc/ansible/facts.d/cityward_update_mirror.fact, sealed; read by cityward.checks.applied).
 Commands run on the mirror host (as the audit user, root):
-  cat /etc/ansible/facts.d/cityward_update_mirror.fact
-  aptly publish list -json   (as the fact's `user`, with its `config`, when given)
+  stat and cat of that record
+  aptly publish list -json
   gpg --dearmor < <public_key> (or gpg --export <key_fingerprint>) into a mktemp keyring, then
   gpgv --status-fd 1 --keyring <that keyring> <web_root>/<prefix>/dists/<distribution>/InRelease
-  ss -Hltnp ; python3 (TLS 1.1 / 1.2 handshakes and GET / against the fact's url and port)
+  ss -Hltnp ; python3 (TLS 1.1 / 1.2 / 1.3 handshakes and GET / against the recorded url and port)
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from cityward.checks.applied import applied
 from cityward.checks.hoststate import snapshot
 from cityward.checks.outcomes import not_applicable
 from cityward.checks.patch_evidence import (
@@ -31,9 +35,12 @@ from cityward.checks.patch_evidence import (
     valid_signer,
 )
 
-FACT = "/etc/ansible/facts.d/cityward_update_mirror.fact"
+RECORD = "the update_mirror role's record (cityward_update_mirror.fact)"
 GROUP = "update_mirrors"
 KEY_MARGIN_DAYS = 7
+# The TLS versions a mirror may offer, as nginx's ssl_protocols names them -> the probe's result;
+# the probe also tries TLS 1.1, which must always be refused.
+PROBED = {"TLSv1.2": "tls1.2", "TLSv1.3": "tls1.3"}
 
 # Runs on the mirror against its own listener: the TLS versions it accepts and what GET / shows.
 PROBE = r"""
@@ -68,8 +75,8 @@ def http_status_line():
     except OSError as exc:
         return "error " + str(exc)
 V = ssl.TLSVersion
-print(json.dumps({"tls1.1": tls(V.TLSv1_1), "tls1.2": tls(V.TLSv1_2), "get": tls(get=True),
-                  "http_status_line": http_status_line()}))
+print(json.dumps({"tls1.1": tls(V.TLSv1_1), "tls1.2": tls(V.TLSv1_2), "tls1.3": tls(V.TLSv1_3),
+                  "get": tls(get=True), "http_status_line": http_status_line()}))
 """
 
 
@@ -80,41 +87,31 @@ def mirror(hostvars):
     return hostvars
 
 
-# The fact is read in a fixture but judged inside the tests: missing evidence fails the control,
-# where a failing fixture would be reported as a crashed check.
 @pytest.fixture(scope="module")
-def fact_read(host, mirror):
-    result = host.run(f"cat {FACT}")
-    return result.rc, result.stdout if result.rc == 0 else (result.stderr or result.stdout)
-
-
-def _parse(fact_read) -> tuple[dict | None, str]:
-    """(the mirror's fact, '') or (None, why it is not evidence)."""
-    rc, out = fact_read
-    if rc != 0:
-        return None, f"evidence missing: {FACT} cannot be read: {out.strip()[:200]}"
+def recorded(host, mirror):
+    """What the update_mirror role recorded it applied, or the failure reading it: judged inside each
+    check (`_fact`), since a failing fixture would report the check as an error, not a failed control."""
     try:
-        found = json.loads(out)
-    except ValueError:
-        return None, f"evidence missing: {FACT} is not JSON"
-    missing = [f for f in ("url", "port", "web_root", "key_fingerprint", "key_expires", "published") if f not in found]
-    if missing or not isinstance(found, dict):
-        return None, f"evidence missing: {FACT} has no {missing}"
-    if not found["published"]:
-        return None, f"{FACT}: the mirror publishes nothing"
-    return found, ""
+        return applied(host, "update_mirror")
+    except pytest.fail.Exception as exc:
+        return exc
 
 
-def _fact(fact_read) -> dict:
-    found, problem = _parse(fact_read)
-    assert found is not None, problem
+def _parse(recorded) -> tuple[dict | None, str]:
+    """(the mirror's record, '') or (None, why it is not evidence)."""
+    if isinstance(recorded, pytest.fail.Exception):
+        return None, recorded.msg
+    if not recorded.get("published"):
+        return None, f"{RECORD}: the mirror publishes nothing"
+    return recorded, ""
+
+
+def _fact(recorded) -> dict:
+    __tracebackhide__ = True
+    found, problem = _parse(recorded)
+    if found is None:
+        pytest.fail(problem, pytrace=False)
     return found
-
-
-def _as_user(fact, command: str) -> str:
-    """`command` run as the aptly user the fact names (else the audit user, root)."""
-    user = fact.get("user")
-    return f"runuser -u {shlex.quote(user)} -- {command}" if user and user != "root" else command
 
 
 def _inrelease(fact, prefix: str, distribution: str) -> str:
@@ -123,17 +120,16 @@ def _inrelease(fact, prefix: str, distribution: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def state(host, fact_read):
-    fact, _ = _parse(fact_read)
+def state(host, recorded):
+    fact, _ = _parse(recorded)
     if fact is None:
         return {}  # each test fails on the missing evidence first
-    config = f" -config={shlex.quote(fact['config'])}" if fact.get("config") else ""
     if fact.get("public_key"):
         keyring = f"GNUPGHOME=\"$d\" gpg --batch --dearmor < {shlex.quote(fact['public_key'])} > \"$d/k.gpg\""
     else:
-        keyring = _as_user(fact, f"gpg --batch --export {shlex.quote(fact['key_fingerprint'])}") + " > \"$d/k.gpg\""
+        keyring = f"gpg --batch --export {shlex.quote(fact['key_fingerprint'])} > \"$d/k.gpg\""
     commands = {
-        "json": _as_user(fact, f"aptly{config} publish list -json"),
+        "json": "aptly publish list -json",
         "listen": "ss -Hltnp",
         "probe": "python3 -W ignore -c " + shlex.quote(PROBE) + " "
                  + shlex.quote(urlsplit(fact["url"]).hostname or "127.0.0.1") + " " + shlex.quote(str(fact["port"])),
@@ -152,56 +148,67 @@ def _probe(state) -> dict:
 
 
 @pytest.mark.control("CW-PATCH-06")
-def test_aptly_publishes_exactly_the_approved_snapshots(state, fact_read):
-    fact = _fact(fact_read)
+def test_aptly_publishes_exactly_the_approved_snapshots(state, recorded):
+    fact = _fact(recorded)
     expected = fact_publications(fact["published"])
     rc, listing = state["json"]
     assert rc == 0, f"aptly publish list -json failed: {listing.strip()[-300:]}"
     snapshots = publish_snapshots(listing)
     assert set(snapshots) == set(expected), (
-        f"aptly publishes {sorted(snapshots)}, the fact approves {sorted(expected)}")
+        f"publications: expected {sorted(expected)} (approved, applied by the update_mirror role), "
+        f"aptly publishes {sorted(snapshots)}")
     for key, names in expected.items():
         assert snapshots.get(key) == names, (
-            f"{key[0]} {key[1]}: aptly publishes {snapshots.get(key)}, the fact approves snapshot(s) {names}")
+            f"{key[0]} {key[1]}: expected snapshot(s) {names} (applied by the update_mirror role), "
+            f"aptly publishes {snapshots.get(key)}")
 
 
 @pytest.mark.control("CW-PATCH-06")
-def test_every_release_is_signed_by_the_citys_key(state, fact_read):
-    fact = _fact(fact_read)
+def test_every_release_is_signed_by_the_citys_key(state, recorded):
+    fact = _fact(recorded)
     expected = fact["key_fingerprint"].upper()
-    assert len(expected) == 40, f"{FACT}: key_fingerprint {fact['key_fingerprint']!r} is not a 40-hex fingerprint"
+    assert len(expected) == 40, f"{RECORD}: key_fingerprint {fact['key_fingerprint']!r} is not a 40-hex fingerprint"
     for i, entry in enumerate(fact["published"]):
         rc, status = state[f"sig{i}"]
         where = _inrelease(fact, entry.get("prefix") or ".", entry["distribution"])
         signer = valid_signer(status)
         assert rc == 0 and signer, f"{where}: no good signature by the city's key: {status.strip()[-300:]}"
-        assert signer == expected, f"{where}: signed by {signer}, not the city's key {expected}"
+        assert signer == expected, (
+            f"{where}: expected a signature by the city's key {expected} (applied by the update_mirror role), "
+            f"found one by {signer}")
 
 
 @pytest.mark.control("CW-PATCH-06")
-def test_the_signing_key_is_not_about_to_expire(fact_read):
-    fact = _fact(fact_read)
+def test_the_signing_key_is_not_about_to_expire(recorded):
+    fact = _fact(recorded)
     problem = key_expiry_problem(fact["key_expires"], datetime.now(UTC), KEY_MARGIN_DAYS)
-    assert not problem, f"{FACT}: {problem} ({fact['key_fingerprint']})"
+    assert not problem, f"{RECORD}: {problem} ({fact['key_fingerprint']})"
 
 
 @pytest.mark.control("CW-PATCH-06")
-def test_nginx_serves_only_tls_on_the_facts_port(state, fact_read):
-    fact = _fact(fact_read)
+def test_nginx_serves_only_tls_on_the_facts_port(state, recorded):
+    fact = _fact(recorded)
     probe = _probe(state)
     rc, out = state["listen"]
     assert rc == 0, out
     ports = listening_ports(out, "nginx")
-    assert ports == {int(fact["port"])}, f"nginx listens on {sorted(ports)}, expected only {fact['port']}"
-    assert probe["tls1.2"]["ok"], f"no TLS 1.2 handshake on port {fact['port']}: {probe['tls1.2'].get('error')}"
-    assert not probe["tls1.1"]["ok"], f"port {fact['port']} accepts TLS 1.1"
+    assert ports == {int(fact["port"])}, (
+        f"nginx ports: expected only {fact['port']} (applied by the update_mirror role), found {sorted(ports)}")
+    assert not probe["tls1.1"]["ok"], f"port {fact['port']} accepts TLS 1.1 (1.2 at least)"
+    applied_versions = set(fact["tls_protocols"])
+    for version, name in PROBED.items():
+        accepted = probe[name]["ok"]
+        assert accepted == (version in applied_versions), (
+            f"port {fact['port']}: {version} expected {'accepted' if version in applied_versions else 'refused'} "
+            f"(ssl_protocols {sorted(applied_versions)} applied by the update_mirror role), found "
+            f"{'accepted' if accepted else 'refused: ' + str(probe[name].get('error'))}")
     status = probe["http_status_line"]  # what plain HTTP, without TLS, gets on the TLS port
     assert status.split()[1:2] != ["200"], f"port {fact['port']} serves plain HTTP: {status}"
 
 
 @pytest.mark.control("CW-PATCH-06")
-def test_the_root_lists_nothing_but_the_published_prefixes(state, fact_read):
-    fact = _fact(fact_read)
+def test_the_root_lists_nothing_but_the_published_prefixes(state, recorded):
+    fact = _fact(recorded)
     probe = _probe(state)
     get = probe["get"]
     assert get["ok"], f"GET / over TLS failed: {get.get('error')}"

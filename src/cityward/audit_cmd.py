@@ -1,7 +1,9 @@
 """`cityward audit`: verify every control on the hosts of an inventory and write the evidence.
 
-The command only wires the audit's pipeline (cityward.audit): it reads its input, decides the
-environment of the checks, then collect -> aggregate (once) -> render and write -> exit code.
+The command only wires the audit's pipeline (cityward.audit): it reads its input (the inventory,
+then the city's waivers, cityward.waivers: bad ones stop it before any host is contacted),
+decides the environment of the checks, then collect -> aggregate (once) -> render and write ->
+exit code.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from pathlib import Path
 from cityward.errors import CitywardError
 
 EXIT_CODES = ("exit codes: 0 every mandatory control passed on every host; 1 a mandatory control failed or a host "
-              "was unreachable (metadata problems are reported and fail their controls); 2 bad input: the "
-              "inventory cannot be read (missing, unparsable, a refused file), nothing was contacted; 2 also for "
-              "a usage error")
+              "was unreachable (metadata problems are reported and fail their controls; a control a waiver in "
+              "force covers is waived, not failed, and one whose waiver expired is failed); 2 bad input: the "
+              "inventory cannot be read (missing, unparsable, a refused file) or its waiver file "
+              "(records/waivers.yml) has a bad entry, nothing was contacted and no report written; 2 also for a "
+              "usage error")
 
 
 def _formats(text: str) -> set[str]:
@@ -37,6 +41,7 @@ def _run(args) -> int:
     from cityward.catalog import load_catalog
     from cityward.inventory import validate_inventory
     from cityward.resources import podman_env
+    from cityward.waivers import read_waivers
 
     formats = _formats(args.format)
     inventory = Path(args.inventory)
@@ -48,6 +53,18 @@ def _run(args) -> int:
         raise CitywardError(f"{city}: inventory folder not found (given as the city's inventory folder)")
     # Unreadable or hostile: exit 2 (cli) before any host is contacted.
     resolved = resolve_inventory(inventory, args.limit)
+    # Bad waivers: exit 2 before any host is contacted and before the output folder is made. A
+    # waiver may name any host of the inventory, whatever the limit.
+    waivers = read_waivers(inventory, inventory_dir=city, listing=None if args.limit else resolved,
+                           control_ids=catalog.ids)
+    if waivers.problems:
+        for problem in waivers.problems:
+            print(f"cityward audit: error: {problem}", file=sys.stderr)
+        print(f"cityward audit: {len(waivers.problems)} problem(s) in the waiver file: no host was contacted, "
+              "no report written", file=sys.stderr)
+        return 2
+    for warning in waivers.warnings:
+        print(f"cityward audit: warning: {warning}", file=sys.stderr)
     exceptions: list[str] = []
     try:
         report = validate_inventory(inventory, limit=args.limit, inventory_dir=city)
@@ -61,6 +78,7 @@ def _run(args) -> int:
     run = run_audit(inventory, Path(args.out), limit=args.limit, workers=args.workers, inventory_dir=city,
                     resolved=resolved, env=podman_env())
     run.policy_exceptions = exceptions
+    run.waivers = [waiver.as_data() for waiver in waivers.waivers]
     result = aggregate(run, catalog)
     paths = write_reports(result, formats, Path(args.out))
     print(render_text.render(result))
@@ -75,7 +93,8 @@ def register(sub) -> None:
         "audit", help="verify every control on an inventory's hosts and write the evidence",
         description="Run the control checks (cityward.checks) against each host (over the inventory's own "
         "connection, hosts in parallel), collect an SBOM per host, and report every control and every "
-        "item of both checklists as pass, fail, skipped or not applicable.",
+        "item of both checklists as pass, fail, skipped, not applicable or waived (the city's waivers: "
+        "records/waivers.yml of the inventory folder, checked before any host is contacted).",
         epilog=EXIT_CODES,
     )
     parser.add_argument("-i", "--inventory", required=True, help="Ansible inventory (file or folder)")

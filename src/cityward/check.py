@@ -1,6 +1,7 @@
 """Validate everything a run reads before the run touches a host (control CW-RES-04): the control
-catalog, the zones policy and the inventory's device metadata. `cityward check` and the first
-play of playbooks/site.yml call `run_check`, so the operator and the playbook see the same errors.
+catalog, the zones policy, the inventory's device metadata and the city's waivers
+(cityward.waivers). `cityward check` and the first play of playbooks/site.yml call `run_check`,
+so the operator and the playbook see the same errors.
 
 Each problem is one line naming the file, the host or entry, and the field. A stage that cannot
 be read at all (broken YAML, an unparsable inventory) is one problem too, and the other stages
@@ -13,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from cityward.catalog import load_catalog
+from cityward.catalog import Catalog, load_catalog
 from cityward.errors import CitywardError
 from cityward.inventory import validate_inventory
 from cityward.problem_lines import problem_of
 from cityward.problems import Problem
+from cityward.waivers import read_waivers
 from cityward.zones import ZonesPolicy, load_zones
 
 
@@ -32,6 +34,10 @@ class CheckResult:
     # The zones policy's exceptions that waive one of its rules today, one line each: the
     # operator sees every departure the city knowingly keeps, with its reason and expiry.
     exceptions: list[str] = field(default_factory=list)
+    # The city's waivers in force, one line each with reason, approver and expiry; and the expired
+    # ones, as warnings (not bad input: the audit counts what they cover as failed).
+    waivers: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -41,6 +47,7 @@ class CheckResult:
         """As JSON: each problem as {file, host, field, message} and its one-line `text`."""
         return {"ok": self.ok, "inventories": self.inventories, "hosts": self.hosts, "zones": self.zones,
                 "conduits": self.conduits, "controls": self.controls, "exceptions": self.exceptions,
+                "waivers": self.waivers, "warnings": [{**p.as_data(), "text": str(p)} for p in self.warnings],
                 "problems": [{**p.as_data(), "text": str(p)} for p in self.problems]}
 
 
@@ -74,8 +81,10 @@ def run_check(inventories: list[str | Path], *, zones_path: str | Path | None = 
     (cityward_zones or cityward_zones_file). `inventory_dir` and `job_slices` describe a generated
     inventory (AWX's, or one slice of a job run as `job_slices` slices): see validate_inventory."""
     result = CheckResult([str(i) for i in inventories])
+    catalog: Catalog | None = None
     try:
-        result.controls = len(load_catalog(policies).controls)
+        catalog = load_catalog(policies)
+        result.controls = len(catalog.controls)
     except CitywardError as exc:
         result.problems += _lines(exc)
     if inventory_dir is not None and not Path(inventory_dir).is_dir():
@@ -107,4 +116,20 @@ def run_check(inventories: list[str | Path], *, zones_path: str | Path | None = 
             result.exceptions = report.zones.exceptions_in_force(today)
         result.hosts += sorted(report.hosts)
         result.problems += report.problems
+        _check_waivers(result, inventory, catalog, today, inventory_dir, job_slices > 1)
     return result
+
+
+def _check_waivers(result: CheckResult, inventory: str | Path, catalog: Catalog | None, today: date | None,
+                   inventory_dir: str | Path | None, sliced: bool) -> None:
+    """The inventory's waiver file: its problems, its waivers in force and the expired ones.
+    Without a catalog its control IDs are not judged (the catalog's own problems say why)."""
+    try:
+        found = read_waivers(inventory, inventory_dir=inventory_dir, today=today, sliced=sliced,
+                             control_ids=catalog.ids if catalog is not None else None)
+    except CitywardError as exc:  # the inventory listed once more, for the hosts a waiver may name
+        result.problems += _lines(exc, inventory)
+        return
+    result.problems += found.problems
+    result.warnings += found.warnings
+    result.waivers += [w.describe() for w in found.waivers if not w.expired(today)]

@@ -1,4 +1,4 @@
-"""`cityward check`: validate catalog, zones policy and inventory before anything runs (CW-RES-04)."""
+"""`cityward check`: validate catalog, zones policy, inventory and waivers before anything runs (CW-RES-04)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ def _run(args) -> int:
         print(f"error: {problem}", file=sys.stderr)
     for exception in result.exceptions:
         print(f"note: zones policy {exception}", file=sys.stderr)
+    for waiver in result.waivers:
+        print(f"note: waiver {waiver}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if result.ok:
         print(f"ok: {len(result.hosts)} hosts in {', '.join(result.inventories)}; zones policy "
               f"({result.zones} zones, {result.conduits} conduits); catalog ({result.controls} controls)")

@@ -10,8 +10,10 @@
                render_text (the console summary): each `render(result) -> str`.
     write      cityward.audit.write: the requested formats to their files.
 
-cityward.audit_cmd wires the four. A check's outcome (model.Outcome) is decided by the check:
-passed, failed, error, skipped, or not_applicable when it calls
-cityward.checks.outcomes.not_applicable. A control's status on a host (aggregate.Status) is the
-aggregate's to decide. cityward.audit.sbom builds the CycloneDX document the SBOM collector writes.
+cityward.audit_cmd wires the four, after reading the city's waivers (cityward.waivers: bad ones
+stop the audit before any host is contacted) into AuditRun.waivers, which aggregate applies. A
+check's outcome (model.Outcome) is decided by the check: passed, failed, error, skipped, or
+not_applicable when it calls cityward.checks.outcomes.not_applicable. A control's status on a host
+(aggregate.Status, "waived" included) is the aggregate's to decide. cityward.audit.sbom builds
+the CycloneDX document the SBOM collector writes.
 """

@@ -10,12 +10,18 @@ Statuses of a control on a host (Status):
   unreachable     the host could not be reached, so a control that is implemented (or was checked
                   on another host) could not be checked there
   not_assessed    no check of the control ran on the host (e.g. the control is still planned)
+  waived          a waiver of the city (AuditRun.waivers) covers the control on the host: whatever
+                  the checks found (kept beside it as `found`), never "passed"; a waiver past its
+                  expiry on the day the audit started waives nothing: the control is failed there
+
+A waiver judges a reachable host only: an unreachable host's controls stay unreachable.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
 from cityward.audit.model import OUTCOMES, AuditRun, CheckResult, HostResult, Outcome
@@ -27,6 +33,7 @@ class Status(StrEnum):
 
     PASSED = "passed"
     FAILED = "failed"
+    WAIVED = "waived"
     NOT_APPLICABLE = "not_applicable"
     SKIPPED = "skipped"
     UNREACHABLE = "unreachable"
@@ -68,12 +75,15 @@ def cell_status(checks: list[CheckResult]) -> tuple[Status, str]:
     return Status.SKIPPED, skipped.reason
 
 
-# Which status wins a roll-up, first to last (none of them: not assessed).
-_PRECEDENCE = (Status.FAILED, Status.PASSED, Status.SKIPPED, Status.NOT_APPLICABLE, Status.UNREACHABLE)
+# Which status wins a roll-up, first to last (none of them: not assessed). A waiver outranks a
+# pass: a control waived anywhere is never reported as passed.
+_PRECEDENCE = (Status.FAILED, Status.WAIVED, Status.PASSED, Status.SKIPPED, Status.NOT_APPLICABLE,
+               Status.UNREACHABLE)
 
 
 def roll_up(statuses) -> Status:
-    """One status for many: any failure fails; else any pass passes; then skipped, n.a., unreachable."""
+    """One status for many: any failure fails; else any waiver waives; else any pass passes; then
+    skipped, n.a., unreachable."""
     found = set(statuses)
     for status in _PRECEDENCE:
         if status in found:
@@ -107,13 +117,63 @@ def _host_cells(host: HostResult, control_ids: list[str], in_scope: set[str]) ->
     return cells
 
 
+def audit_day(run: AuditRun) -> date:
+    """The day the audit started (UTC): the day waivers are judged against, so that the same run
+    aggregates the same way whenever it is rendered."""
+    try:
+        return date.fromisoformat(run.started[:10])
+    except ValueError:
+        return date.today()
+
+
+def _waiver_note(waiver: dict) -> str:
+    ticket = f", ticket {waiver['ticket']}" if waiver.get("ticket") else ""
+    return f"approved by {waiver['approver']}, expires {waiver['expires']}{ticket}"
+
+
+def _found_text(cell: dict) -> str:
+    status = str(cell["status"]).replace("_", " ")
+    return f"{status}: {cell['reason']}" if cell["reason"] else status
+
+
+def waive(cell: dict, waiver: dict, day: date) -> dict:
+    """A reachable host's cell under the waiver that covers it: waived, or failed when the waiver
+    expired before `day`; what the checks found stays in `found`."""
+    found = {"status": cell["status"], "reason": cell["reason"]}
+    expired = date.fromisoformat(waiver["expires"]) < day
+    detail = {key: waiver.get(key) for key in ("entry", "reason", "approver", "expires", "ticket")}
+    if expired:
+        reason = (f"waiver expired on {waiver['expires']} ({waiver['reason']}; {_waiver_note(waiver)}): renew or "
+                  f"remove it; the checks found {_found_text(found)}")
+        return {**cell, "status": Status.FAILED, "reason": reason, "found": found,
+                "waiver": {**detail, "expired": True}}
+    reason = f"waived: {waiver['reason']} ({_waiver_note(waiver)}); the checks found {_found_text(found)}"
+    return {**cell, "status": Status.WAIVED, "reason": reason, "found": found, "waiver": {**detail, "expired": False}}
+
+
+def _apply_waivers(run: AuditRun, cells: dict[str, dict[str, dict]], day: date) -> list[dict]:
+    """Waive the cells the run's waivers cover (in place); each waiver as the report lists it."""
+    audited_hosts = {host.name for host in run.hosts if host.reachable}
+    listed = []
+    for waiver in run.waivers:
+        audited = [name for name in waiver["hosts"] if name in audited_hosts]
+        for name in audited:
+            if waiver["control"] in cells[name]:
+                cells[name][waiver["control"]] = waive(cells[name][waiver["control"]], waiver, day)
+        listed.append({**waiver, "audited_hosts": audited,
+                       "expired": date.fromisoformat(waiver["expires"]) < day})
+    return listed
+
+
 def aggregate(run: AuditRun, catalog: Catalog) -> AuditResult:
-    """The run judged against the catalog: everything the reports show (once per audit)."""
+    """The run judged against the catalog and its waivers: everything the reports show (once per
+    audit)."""
     control_ids = [c.id for c in catalog.controls]
     # What an unreachable host missed: the controls checked on some host, and the implemented ones.
     in_scope = {cid for host in run.hosts for check in host.checks for cid in check.control_ids}
     in_scope |= {c.id for c in catalog.controls if c.status == "implemented"}
     cells = {host.name: _host_cells(host, control_ids, in_scope) for host in run.hosts}
+    waivers = _apply_waivers(run, cells, audit_day(run))
 
     controls = {}
     for control in catalog.controls:
@@ -184,6 +244,7 @@ def aggregate(run: AuditRun, catalog: Catalog) -> AuditResult:
         "controls_assessed": sum(body["status"] not in (Status.NOT_ASSESSED, Status.UNREACHABLE)
                                  for body in controls.values()),
         "mandatory_failures": len(mandatory_failures),
+        "waivers": {"in_force": sum(not w["expired"] for w in waivers), "expired": sum(w["expired"] for w in waivers)},
         "verdict": "fail" if mandatory_failures or any(not h.reachable for h in run.hosts) else "pass",
     }
     unknown = sorted({cid for check in all_checks for cid in check.control_ids} - set(control_ids))
@@ -195,6 +256,7 @@ def aggregate(run: AuditRun, catalog: Catalog) -> AuditResult:
         "sources": sources,
         "mandatory_failures": mandatory_failures,
         "policy_exceptions": list(run.policy_exceptions),
+        "waivers": waivers,
         "unknown_control_ids": unknown,
     }
     return AuditResult(run=run, catalog=catalog, facts=facts)

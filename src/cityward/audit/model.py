@@ -52,3 +52,7 @@ class AuditRun:
     # The zones policy's exceptions in force (its rules knowingly waived), one line each with the
     # reason, approver and expiry: evidence an auditor must see beside the results.
     policy_exceptions: list[str] = field(default_factory=list)
+    # The city's waivers that cover hosts of the inventory (cityward.waivers.CoveredWaiver.as_data:
+    # entry, control, names, hosts, reason, approver, expires, ticket), read before any host was
+    # contacted: the aggregate judges with them, and report.json keeps them as evidence.
+    waivers: list[dict] = field(default_factory=list)

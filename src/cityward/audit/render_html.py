@@ -1,5 +1,7 @@
 """Render an AuditResult as the HTML report: one self-contained page (inline CSS, inline SVG
-charts, no external assets) that an auditor can open offline, mail or archive as evidence."""
+charts, no external assets) that an auditor can open offline, mail or archive as evidence.
+A waived control shows as "waived" wherever a status does, with the waiver's reason, approver
+and expiry and what the checks found; the Waivers section lists every waiver of the city."""
 
 from __future__ import annotations
 
@@ -9,14 +11,14 @@ from cityward.audit.aggregate import NO_ZONE, STATUSES, AuditResult, Status
 from cityward.audit.model import AuditRun
 
 LABELS = {
-    Status.PASSED: "passed", Status.FAILED: "failed", Status.NOT_APPLICABLE: "n/a", Status.SKIPPED: "skipped",
-    Status.UNREACHABLE: "unreachable", Status.NOT_ASSESSED: "not assessed",
+    Status.PASSED: "passed", Status.FAILED: "failed", Status.WAIVED: "waived", Status.NOT_APPLICABLE: "n/a",
+    Status.SKIPPED: "skipped", Status.UNREACHABLE: "unreachable", Status.NOT_ASSESSED: "not assessed",
 }
 COLOURS = {
-    Status.PASSED: "#2e7d32", Status.FAILED: "#c62828", Status.NOT_APPLICABLE: "#78909c",
+    Status.PASSED: "#2e7d32", Status.FAILED: "#c62828", Status.WAIVED: "#1565c0", Status.NOT_APPLICABLE: "#78909c",
     Status.SKIPPED: "#f9a825", Status.UNREACHABLE: "#6a1b9a", Status.NOT_ASSESSED: "#cfd8dc",
 }
-CHARTED = (Status.PASSED, Status.FAILED, Status.NOT_APPLICABLE, Status.SKIPPED, Status.UNREACHABLE)
+CHARTED = (Status.PASSED, Status.FAILED, Status.WAIVED, Status.NOT_APPLICABLE, Status.SKIPPED, Status.UNREACHABLE)
 
 CSS = """
 :root { --ink: #1d2733; --muted: #5f6b7a; --line: #d9dee5; --bg: #f5f7fa; --card: #fff; }
@@ -54,7 +56,7 @@ tr.dim td { color: #90a4ae; }
       font-size: 12px; font-weight: 600; color: #fff; white-space: nowrap; }
 .st-passed { background: #2e7d32; } .st-failed { background: #c62828; } .st-not_applicable { background: #78909c; }
 .st-skipped { background: #f9a825; color: #3e2723; } .st-unreachable { background: #6a1b9a; }
-.st-not_assessed { background: #eceff1; color: #607d8b; }
+.st-not_assessed { background: #eceff1; color: #607d8b; } .st-waived { background: #1565c0; }
 .tag { display: inline-block; padding: 0 6px; margin: 1px 2px 1px 0; border-radius: 3px; background: #e3eaf1;
        font-size: 11.5px; white-space: nowrap; }
 .mand { color: #b71c1c; font-weight: 600; font-size: 11px; }
@@ -142,6 +144,7 @@ def _summary(data: dict) -> str:
         ("sum-reachable", "reachable", s["reachable"], "#1565c0"),
         ("sum-passed", "passed", cells["passed"], COLOURS[Status.PASSED]),
         ("sum-failed", "failed", cells["failed"], COLOURS[Status.FAILED]),
+        ("sum-waived", "waived", cells["waived"], COLOURS[Status.WAIVED]),
         ("sum-not-applicable", "not applicable", cells["not_applicable"], COLOURS[Status.NOT_APPLICABLE]),
         ("sum-skipped", "skipped", cells["skipped"], COLOURS[Status.SKIPPED]),
         ("sum-unreachable", "unreachable hosts", s["unreachable"], COLOURS[Status.UNREACHABLE]),
@@ -162,9 +165,12 @@ def _summary(data: dict) -> str:
 
 def _verdict(data: dict) -> str:
     s = data["summary"]
+    waived = s["cells"].get(Status.WAIVED, 0)
     if s["verdict"] == "pass":
+        note = (f'<small>{_plural(waived, "control result")} waived by the city: see '
+                '<a href="#waivers">Waivers</a>.</small>') if waived else ""
         return ('<div class="verdict pass" id="verdict">PASS: no mandatory control failed and every host was '
-                "reached.</div>")
+                f"reached.{note}</div>")
     reasons = []
     if s["mandatory_failures"]:
         reasons.append(f'{s["mandatory_failures"]} mandatory control(s) failed')
@@ -209,14 +215,41 @@ def _exceptions(data: dict) -> str:
     return "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>"
 
 
+def _waivers(data: dict) -> str:
+    waivers = data.get("waivers") or []
+    if not waivers:
+        return '<p class="muted">None: the city waives no control.</p>'
+    rows = []
+    for waiver in waivers:
+        hosts = ", ".join(f'<a href="#host-{_e(h)}">{_e(h)}</a>' for h in waiver["audited_hosts"])
+        others = len(waiver["hosts"]) - len(waiver["audited_hosts"])
+        if others:
+            hosts += (f' <span class="muted">(+{_plural(others, "host")} not audited: out of this run or '
+                      "unreachable)</span>")
+        state = (f'{_badge(Status.FAILED)} expired on {_e(waiver["expires"])}' if waiver["expired"]
+                 else f"{_badge(Status.WAIVED)} in force")
+        rows.append(f'<tr><td class="id"><a href="#{_e(waiver["control"])}">{_e(waiver["control"])}</a></td>'
+                    f'<td>{hosts or "-"}</td><td class="reason">{_e(waiver["reason"])}</td>'
+                    f'<td>{_e(waiver["approver"])}</td><td class="id">{_e(waiver["expires"])}</td>'
+                    f'<td>{_e(waiver.get("ticket") or "-")}</td><td>{state}</td></tr>')
+    return ('<table id="waiver-table"><thead><tr><th>Control</th><th>Hosts</th><th>Reason</th><th>Approver</th>'
+            "<th>Expires</th><th>Ticket</th><th>State</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
 def _control_reason(body: dict) -> str:
-    """Why a control has its overall status: the first failure, else the n/a or skip reason."""
+    """Why a control has its overall status: the first failure, else the first waiver, else the
+    n/a or skip reason."""
     cells = body["hosts"]
     failed = [(host, cell) for host, cell in cells.items() if cell["status"] == Status.FAILED]
     unreachable = sum(cell["status"] == Status.UNREACHABLE for cell in cells.values())
     if failed:
         host, cell = failed[0]
         more = f" (and {_plural(len(failed) - 1, 'more host')})" if len(failed) > 1 else ""
+        return f"{host}: {cell['reason']}{more}"
+    waived = [(host, cell) for host, cell in cells.items() if cell["status"] == Status.WAIVED]
+    if waived:
+        host, cell = waived[0]
+        more = f" (and {_plural(len(waived) - 1, 'more host')})" if len(waived) > 1 else ""
         return f"{host}: {cell['reason']}{more}"
     if body["status"] == Status.PASSED:
         return f"not checked on {_plural(unreachable, 'unreachable host')}" if unreachable else ""
@@ -237,10 +270,12 @@ def _controls(data: dict) -> str:
             f'<tr id="{_e(cid)}"{dim}><td class="id">{_e(cid)}</td><td>{_e(body["title"])}{mandatory}</td>'
             f'<td>{_tags(body["iec62443"])}</td><td>{_tags(body["cisa_cpg"])}</td><td>{_badge(body["status"])}</td>'
             f'<td class="num">{counts["passed"]}</td><td class="num">{counts["failed"]}</td>'
+            f'<td class="num">{counts["waived"]}</td>'
             f'<td class="num">{counts["not_applicable"] + counts["skipped"]}</td>'
             f'<td class="reason">{_e(_control_reason(body))}</td></tr>')
     return ('<table id="controls"><thead><tr><th>ID</th><th>Control</th><th>IEC 62443-3-3</th><th>CISA CPG</th>'
             '<th>Status</th><th class="num">hosts passed</th><th class="num">hosts failed</th>'
+            '<th class="num">hosts waived</th>'
             '<th class="num">hosts n/a or skipped</th><th>Reason</th></tr></thead><tbody>'
             + "".join(rows) + "</tbody></table>")
 
@@ -275,7 +310,8 @@ def _hosts(run: AuditRun, data: dict) -> str:
         opened = " open" if summary["status"] in (Status.FAILED, Status.UNREACHABLE) else ""
         html.append(f'<details id="host-{_e(host.name)}"{opened}><summary>{_e(host.name)} '
                     f'{_badge(summary["status"])} <span class="muted">zone {_e(host.zone or NO_ZONE)} · '
-                    f'{counts["passed"]} passed, {counts["failed"]} failed, {counts["not_applicable"]} n/a, '
+                    f'{counts["passed"]} passed, {counts["failed"]} failed, {counts["waived"]} waived, '
+                    f'{counts["not_applicable"]} n/a, '
                     f'{counts["skipped"]} skipped</span></summary><div>')
         device = _device(host.metadata or {})
         if device:
@@ -329,6 +365,7 @@ def render(result: AuditResult) -> str:
         '<h2 id="checklists">Checklists</h2>', _checklists(data),
         '<h2 id="zones">Zones</h2>', _zones(data),
         '<h2 id="policy-exceptions">Exceptions the zones policy keeps</h2>', _exceptions(data),
+        '<h2 id="waivers">Waivers</h2>', _waivers(data),
         '<h2 id="control-table">Controls</h2>', _controls(data),
         '<h2 id="hosts">Hosts</h2>', _hosts(run, data),
         "</main></body></html>\n",

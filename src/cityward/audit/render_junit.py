@@ -1,8 +1,11 @@
 """Render an AuditResult as JUnit XML (for CI): one testsuite per host, one testcase per control
 assessed on it.
 
-A failed control is a <failure>; not applicable and skipped controls are <skipped> with their
-reason; an unreachable host is a single <error> testcase. Controls with no check on the host
+A failed control is a <failure> (one whose waiver expired too, saying so); not applicable and
+skipped controls are <skipped> with their reason; a waived control is <skipped> whose message
+starts "waived:" with the waiver's reason, approver and expiry, and the testcase's properties
+carry them one by one (JUnit has no such outcome, and a waived control must not count as
+passed); an unreachable host is a single <error> testcase. Controls with no check on the host
 (not assessed, e.g. planned) are left out: CI shows what was checked.
 """
 
@@ -26,6 +29,17 @@ def _clean(text: str, limit: int | None = None) -> str:
 def _junit_time(stamp: str) -> str:
     # JUnit's timestamp is an xs:dateTime without a zone designator (the run's times are UTC).
     return stamp.removesuffix("Z").split("+")[0]
+
+
+def _waived(case: ET.Element, cell: dict) -> None:
+    waiver = cell["waiver"]
+    properties = ET.SubElement(case, "properties")
+    for key in ("reason", "approver", "expires", "ticket"):
+        if waiver.get(key):
+            ET.SubElement(properties, "property", name=f"waiver.{key}", value=_clean(str(waiver[key])))
+    ET.SubElement(properties, "property", name="waiver.found", value=str(cell["found"]["status"]))
+    skipped = ET.SubElement(case, "skipped", type="waived", message=_clean(cell["reason"], MAX_MESSAGE))
+    skipped.text = _clean(cell["reason"])
 
 
 def render(result: AuditResult) -> str:
@@ -66,6 +80,9 @@ def render(result: AuditResult) -> str:
                 elif cell["status"] in (Status.NOT_APPLICABLE, Status.SKIPPED):
                     reason = cell["reason"] or cell["status"].replace("_", " ")
                     ET.SubElement(case, "skipped", message=_clean(reason, MAX_MESSAGE))
+                    counts["skipped"] += 1
+                elif cell["status"] == Status.WAIVED:
+                    _waived(case, cell)
                     counts["skipped"] += 1
         for key, value in counts.items():
             suite.set(key, f"{value:.3f}" if key == "time" else str(value))

@@ -1,8 +1,12 @@
 """Render an AuditResult as SARIF 2.1.0 (for code-scanning dashboards): one rule per control, one
-result per failed control on a host.
+result per failed or waived control on a host.
 
 Hosts are logical locations (there is no source file to point at); mandatory controls fail at
-level `error`, the others at `warning`. Unreachable hosts are tool execution notifications.
+level `error`, the others at `warning`. A waived control is a result with an accepted external
+suppression (the waiver's reason as justification, approver and expiry as properties), its kind
+what the checks found (a dashboard hides it as suppressed, never shows it as passed); a control
+failed because its waiver expired carries that suppression as rejected. Unreachable hosts are
+tool execution notifications.
 """
 
 from __future__ import annotations
@@ -25,6 +29,19 @@ def _help_uri(control_id: str, html_uri: str | None) -> str:
     # The HTML report of the same run has an anchor per control; without it, the catalog entry.
     base = html_uri or (policies_dir() / "controls.yml").resolve().as_uri()
     return f"{base}#{control_id}"
+
+
+# What the checks found under a waiver, as a SARIF result kind.
+_KIND = {Status.FAILED: "fail", Status.PASSED: "pass", Status.NOT_APPLICABLE: "notApplicable"}
+
+
+def _suppression(waiver: dict) -> dict:
+    """The waiver as SARIF's suppression: accepted while in force, rejected once expired."""
+    properties = {key: waiver[key] for key in ("approver", "expires", "ticket", "entry") if waiver.get(key)}
+    justification = (f"waiver expired on {waiver['expires']}: {waiver['reason']}" if waiver["expired"]
+                     else waiver["reason"])
+    return {"kind": "external", "status": "rejected" if waiver["expired"] else "accepted",
+            "justification": justification, "properties": properties}
 
 
 def _rule(control, html_uri: str | None) -> dict:
@@ -59,20 +76,26 @@ def render(result: AuditResult, *, html_uri: str | None = None) -> str:
     for control in catalog.controls:
         body = data["controls"][control.id]
         for host, cell in body["hosts"].items():
-            if cell["status"] != Status.FAILED:
+            if cell["status"] not in (Status.FAILED, Status.WAIVED):
                 continue
             zone = data["hosts"][host]["zone"] or "no-zone"
-            results.append({
+            kind = "fail" if cell["status"] == Status.FAILED else _KIND.get(cell["found"]["status"], "review")
+            verb = "failed" if cell["status"] == Status.FAILED else "waived"
+            result = {
                 "ruleId": control.id,
                 "ruleIndex": index[control.id],
-                "kind": "fail",
-                "level": "error" if control.mandatory else "warning",
-                "message": {"text": f"{control.id} failed on {host}: {cell['reason'] or control.title}"},
+                "kind": kind,
+                # SARIF: a result that is not a failure has level none.
+                "level": ("error" if control.mandatory else "warning") if kind == "fail" else "none",
+                "message": {"text": f"{control.id} {verb} on {host}: {cell['reason'] or control.title}"},
                 "locations": [{"logicalLocations": [
                     {"name": host, "fullyQualifiedName": f"{zone}/{host}", "kind": "resource"}]}],
                 "partialFingerprints": {"cityward/control-host/v1": f"{control.id}:{host}"},
-                "properties": {"host": host, "zone": zone},
-            })
+                "properties": {"host": host, "zone": zone, "status": cell["status"]},
+            }
+            if "waiver" in cell:
+                result["suppressions"] = [_suppression(cell["waiver"])]
+            results.append(result)
     notifications = [
         {"level": "error", "message": {"text": f"{host.name}: {host.error or 'unreachable'}"},
          "locations": [{"logicalLocations": [{"name": host.name, "kind": "resource"}]}]}

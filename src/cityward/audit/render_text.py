@@ -1,5 +1,6 @@
 """Render an AuditResult as the console summary `cityward audit` prints: the check outcomes per
-zone, then each host's error, each mandatory control that failed and each policy exception."""
+zone, then each host's error, each mandatory control that failed, each policy exception and each
+waiver of the city with the hosts it covers (in force: waived; expired: failed)."""
 
 from __future__ import annotations
 
@@ -37,4 +38,15 @@ def render(result: AuditResult) -> str:
     lines += [f"FAIL {failure['control']} {failure['title']} on {', '.join(failure['hosts'])}"
               for failure in result.mandatory_failures]
     lines += [f"policy exception: {line}" for line in result.run.policy_exceptions]
+    lines += [_waiver_line(waiver) for waiver in result.facts.get("waivers", []) if waiver["audited_hosts"]]
     return "\n".join(lines)
+
+
+def _waiver_line(waiver: dict) -> str:
+    hosts = ", ".join(waiver["audited_hosts"])
+    ticket = f", ticket {waiver['ticket']}" if waiver.get("ticket") else ""
+    who = f"approved by {waiver['approver']}, expires {waiver['expires']}{ticket}"
+    if waiver["expired"]:
+        return (f"EXPIRED WAIVER {waiver['control']} on {hosts}: expired on {waiver['expires']}, counted as failed "
+                f"({waiver['reason']}; {who})")
+    return f"WAIVED {waiver['control']} on {hosts}: {waiver['reason']} ({who})"

@@ -17,8 +17,17 @@ from pathlib import Path
 import pytest
 from siemlab import Siem, load_ca, make_client_cert, podman, send_tls
 
-# The SIEM this host forwards to; skips a host that names none (as the control check does).
-from cityward.checks.test_logging import siem_host as siem_host  # noqa: PLC0414 (a fixture)
+# The logging role's record of what it applied on this host (a fixture of the control checks).
+from cityward.checks.outcomes import not_applicable
+from cityward.checks.test_logging import applied_logging as applied_logging  # noqa: PLC0414 (a fixture)
+
+
+@pytest.fixture(scope="module")
+def siem_host(applied_logging):
+    """The SIEM the logging role recorded for this host; not applicable where it recorded none."""
+    if not applied_logging["siem_host"]:
+        not_applicable("the logging role recorded no SIEM for this host: it forwards nothing")
+    return applied_logging["siem_host"]
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from ansible_collections.cityward.hardening.plugins.plugin_utils.text import bre
 from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, ValidationError
 
 from cityward.city_files import inventory_dirs
+from cityward.device import IsoDate
 from cityward.errors import CitywardError
 from cityward.hostvars import records_problem
 from cityward.inventory import list_inventory
@@ -75,26 +76,13 @@ def _name(value: str) -> str:
     return value
 
 
-def _date(value: Any) -> datetime.date:
-    # YAML gives a date for 2027-03-31; a quoted one is a string. Nothing else: no "next year".
-    if isinstance(value, datetime.datetime):
-        raise ValueError("expected a date (YYYY-MM-DD), not a date and time")
-    if isinstance(value, datetime.date):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        try:
-            return datetime.date.fromisoformat(value)
-        except ValueError as exc:
-            raise ValueError(f"not a real date ({exc})") from None
-    raise ValueError("expected a date (YYYY-MM-DD)")
-
-
 Reason = Annotated[str, _text(10, "the reason in a sentence"), Field(max_length=500)]
 Person = Annotated[str, _text(3, "the name or role of who approved it"), Field(max_length=200)]
 Ticket = Annotated[str, _text(1, "a ticket reference, or leave the key out"), Field(max_length=100)]
 ControlId = Annotated[str, AfterValidator(_control)]
 HostNames = Annotated[list[Annotated[str, AfterValidator(_name)]], Field(min_length=1)]
-Expiry = Annotated[datetime.date, BeforeValidator(_date)]
+# A date, never a time or "next year" (the device records' date type).
+Expiry = IsoDate
 # The fields the rules beyond the schema judge: each on its own, so that an entry with a bad
 # reason still has its host names and expiry judged (one check shows everything to fix).
 _JUDGED = {"control": TypeAdapter(ControlId), "hosts": TypeAdapter(HostNames), "expires": TypeAdapter(Expiry)}

@@ -98,9 +98,9 @@ BAD = [
     ("control character", {"approver": "CISO\x1b[2K"}, "field approver: must be one line"),
     ("reason on two lines", {"reason": "line one is here\nline two"}, "field reason: must be one line"),
     ("no approver", {"approver": None}, "field approver:"),
-    ("date in words", {"expires": "next year"}, "field expires: expected a date (YYYY-MM-DD) (got 'next year')"),
-    ("date and time", {"expires": "2027-01-31T10:00:00"}, "field expires: expected a date (YYYY-MM-DD)"),
-    ("not a real date", {"expires": "2027-02-30"}, "field expires: not a real date"),
+    ("date in words", {"expires": "next year"}, "field expires: invalid date 'next year' (expected YYYY-MM-DD)"),
+    ("date and time", {"expires": "2027-01-31T10:00:00"}, "field expires: invalid date '2027-01-31T10:00:00'"),
+    ("not a real date", {"expires": "2027-02-30"}, "field expires: invalid date '2027-02-30'"),
     ("more than a year ahead", {"expires": date(2027, 11, 26)}, f"field expires: 2027-11-26 is 367 days ahead, "
                                                                 f"more than {MAX_DAYS}"),
     ("unknown key", {"approved_by": "CISO"}, "field approved_by: unknown key"),
@@ -250,7 +250,7 @@ def test_check_refuses_bad_waivers_one_line_each(city):
     assert [str(p) for p in result.problems] == [
         f"{file}: waiver #1 (CW-SHH-02), field control: unknown control 'CW-SHH-02': not in the control catalog; "
         "did you mean CW-SSH-02?",
-        f"{file}: waiver #2 (CW-SSH-02), field expires: expected a date (YYYY-MM-DD) (got 'next year')",
+        f"{file}: waiver #2 (CW-SSH-02), field expires: invalid date 'next year' (expected YYYY-MM-DD)",
         f"{file}: waiver #2 (CW-SSH-02), field hosts[0]: no host or group 'historian-99' in the inventory",
         f"{file}: waiver #4 (CW-SSH-02), field hosts: duplicate of waiver #3 (CW-SSH-02): both cover CW-SSH-02 on "
         "historian-01"]

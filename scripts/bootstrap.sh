@@ -29,6 +29,16 @@ if ((${#need_pkgs[@]})); then
   apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
+# Lynis for the audit's scanners (CW-GOV-07): Debian's package, downloaded, never installed here
+# (`cityward audit` unpacks it and copies it to each host for the run; it fetches it too if missing).
+lynis_cache="${XDG_CACHE_HOME:-$HOME/.cache}/cityward/lynis"
+if ! compgen -G "$lynis_cache/lynis_*_all.deb" >/dev/null; then
+  say "downloading Debian's lynis package into $lynis_cache (for the audit's scanners)"
+  mkdir -p "$lynis_cache"
+  (cd "$lynis_cache" && apt-get download lynis >/dev/null 2>&1) \
+    || echo "cityward: could not download lynis; the audit will report Lynis as missing" >&2
+fi
+
 # The virtualenv is rebuilt only when the packaging (pyproject.toml, setup.py, galaxy.yml) changed
 # since it was made. The cityward package is installed editable, and this checkout is linked in as
 # the collection cityward.hardening, where the wheel would install it (site-packages/ansible_collections),

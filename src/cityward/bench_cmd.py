@@ -24,7 +24,8 @@ def register(sub) -> None:
     parser = sub.add_parser(
         "bench", help="measure hardening, idempotent re-run, fleet, audit, cloud plan and check times",
         description="Start fresh bench containers on the lab network, time playbooks/site.yml (first run, "
-        "second run, a fleet), cityward audit and cityward cloud plan, and write docs/benchmarks.md and "
+        "second run, a fleet), cityward audit (one host with and without its scanners) and cityward cloud plan, "
+        "and write docs/benchmarks.md and "
         "docs/benchmarks.json. Takes tens of minutes; prints progress on stderr.")
     parser.add_argument("--fleet", type=int, default=20,
                         help="containers in the fleet measure (default: 20; 0 or 1 skips it)")

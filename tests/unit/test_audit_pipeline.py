@@ -144,7 +144,7 @@ def test_the_guard_sees_each_way_of_skipping_as_not_applicable():
 
 
 def test_the_sbom_is_registered_evidence_of_its_control(tmp_path):
-    assert dict(collect.EVIDENCE) == {"CW-GOV-06": collect.collect_sbom}
+    assert dict(collect.EVIDENCE) == {"CW-GOV-06": collect.collect_sbom, "CW-GOV-07": collect.scanners.collect_scanners}
     listing = types.SimpleNamespace(rc=0, stdout="openssl\t3.0.15-1~deb12u1\tamd64\n", stderr="")
     host = types.SimpleNamespace(run=lambda command: listing,
                                  system_info=types.SimpleNamespace(distribution="debian", codename="bookworm",

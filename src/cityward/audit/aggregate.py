@@ -15,6 +15,11 @@ Statuses of a control on a host (Status):
                   expiry on the day the audit started waives nothing: the control is failed there
 
 A waiver judges a reachable host only: an unreachable host's controls stay unreachable.
+
+The independent scanners' findings (HostResult.scanners, CW-GOV-07) are shown next to the controls
+they map to (a cell's `scanner_findings`) and listed per host (`scanners`); a mapped finding whose
+control a city waiver in force covers on the host is "waived" with that waiver's reason. A finding
+changes no control's status: the control's own checks and CW-GOV-07's judge.
 """
 
 from __future__ import annotations
@@ -165,6 +170,30 @@ def _apply_waivers(run: AuditRun, cells: dict[str, dict[str, dict]], day: date) 
     return listed
 
 
+def _scanners(run: AuditRun, cells: dict[str, dict[str, dict]]) -> dict[str, list[dict]]:
+    """Each reachable host's scanners with their findings (a mapped finding under a city waiver in
+    force: waived), and each mapped finding added to its control's cell as `scanner_findings`."""
+    listed = {}
+    for host in run.hosts:
+        if not host.reachable:
+            continue
+        scanners = []
+        for scanner in host.scanners:
+            findings = []
+            for finding in scanner.get("findings", []):
+                finding = dict(finding)
+                cell = cells[host.name].get(finding.get("control") or "")
+                if cell is not None and finding["disposition"] == "mapped":
+                    if cell["status"] == Status.WAIVED:
+                        finding["disposition"] = "waived"
+                        finding["reason"] = f"city waiver of {finding['control']}: {cell['waiver']['reason']}"
+                    cell.setdefault("scanner_findings", []).append({"scanner": scanner["name"], **finding})
+                findings.append(finding)
+            scanners.append({**scanner, "findings": findings})
+        listed[host.name] = scanners
+    return listed
+
+
 def aggregate(run: AuditRun, catalog: Catalog) -> AuditResult:
     """The run judged against the catalog and its waivers: everything the reports show (once per
     audit)."""
@@ -174,6 +203,7 @@ def aggregate(run: AuditRun, catalog: Catalog) -> AuditResult:
     in_scope |= {c.id for c in catalog.controls if c.status == "implemented"}
     cells = {host.name: _host_cells(host, control_ids, in_scope) for host in run.hosts}
     waivers = _apply_waivers(run, cells, audit_day(run))
+    scanners = _scanners(run, cells)
 
     controls = {}
     for control in catalog.controls:
@@ -257,6 +287,7 @@ def aggregate(run: AuditRun, catalog: Catalog) -> AuditResult:
         "mandatory_failures": mandatory_failures,
         "policy_exceptions": list(run.policy_exceptions),
         "waivers": waivers,
+        "scanners": scanners,
         "unknown_control_ids": unknown,
     }
     return AuditResult(run=run, catalog=catalog, facts=facts)

@@ -1,6 +1,7 @@
 """Collect the audit's evidence from every host of an inventory: the evidence collectors
-(EVIDENCE, e.g. the SBOM for CW-GOV-06), then the control checks (cityward.checks) in a pytest
-process of their own, into an AuditRun. Nothing here judges a result (cityward.audit.aggregate).
+(EVIDENCE: the SBOM for CW-GOV-06, the independent scanners for CW-GOV-07), then the control
+checks (cityward.checks) in a pytest process of their own, into an AuditRun. Nothing here judges
+a result (cityward.audit.aggregate).
 
 The inventory is resolved once; each host gets its own pytest process, reached over the
 inventory's own connection through testinfra's native backends (SSH for a city, Podman for the
@@ -25,6 +26,7 @@ from pathlib import Path
 from testinfra.host import Host
 
 from cityward import __version__
+from cityward.audit import scanners
 from cityward.audit.model import AuditRun, CheckResult, HostResult, Outcome
 from cityward.audit.sbom import DPKG_QUERY, cyclonedx_from_dpkg
 from cityward.checks.fixtures import AUDIT_HOST, AUDIT_INVENTORY, AUDIT_INVENTORY_DIR, AUDIT_INVENTORY_JSON
@@ -72,7 +74,7 @@ class Progress:
             self.stream.flush()
 
 
-def collect_sbom(host: Host, name: str, out_dir: Path) -> Path:
+def collect_sbom(host: Host, name: str, out_dir: Path, hostvars: Mapping | None = None) -> Path:
     """The host's CycloneDX SBOM from its package database, written to <out>/sbom/<name>.cdx.json
     (where the SBOM check reads it); raises when the host cannot be reached."""
     listing = host.run(DPKG_QUERY)
@@ -90,11 +92,14 @@ def collect_sbom(host: Host, name: str, out_dir: Path) -> Path:
 
 
 # The evidence collectors, by the control whose evidence they produce: each runs on every host
-# (testinfra host, host name, audit output folder) before its checks and returns the file it wrote.
-# The traceability gate (cityward.trace) reads this mapping.
-EVIDENCE: dict[str, Callable[[Host, str, Path], Path]] = {
+# (testinfra host, host name, audit output folder, hostvars=the host's variables) before its
+# checks and returns the file it wrote. The traceability gate (cityward.trace) reads this mapping.
+EVIDENCE: dict[str, Callable[..., Path]] = {
     "CW-GOV-06": collect_sbom,
+    "CW-GOV-07": scanners.collect_scanners,
 }
+# With --no-scanners: the scanners' evidence says they were not run (their check: skipped).
+WITHOUT_SCANNERS: dict[str, Callable[..., Path]] = {**EVIDENCE, "CW-GOV-07": scanners.record_not_run}
 
 
 def _run_checks(name: str, inventory: Path, out_dir: Path, tests: Path, resolved: Path,
@@ -127,20 +132,24 @@ def _run_checks(name: str, inventory: Path, out_dir: Path, tests: Path, resolved
 
 def audit_host(name: str, inventory: Path, out_dir: Path, tests: Path, resolved: dict,
                resolved_file: Path, inventory_dir: Path | None = None,
-               env: Mapping[str, str] | None = None) -> HostResult:
-    """One host: its evidence (EVIDENCE; a failure there means unreachable), then its checks."""
+               env: Mapping[str, str] | None = None, evidence: Mapping[str, Callable[..., Path]] | None = None,
+               ) -> HostResult:
+    """One host: its evidence (`evidence`, EVIDENCE by default; a failure there means
+    unreachable; the scanners record their own failures), then its checks."""
     hostvars = resolved["_meta"]["hostvars"][name]
     result = HostResult(name=name, zone=hostvars.get("cityward_zone"), reachable=True, error="",
                         metadata=dict(hostvars.get("cityward_device") or {}), checks=[])
     try:
         host = host_for(name, resolved, str(inventory))
-        for collector in EVIDENCE.values():
-            collector(host, name, out_dir)
+        written = {control: collector(host, name, out_dir, hostvars=hostvars)
+                   for control, collector in (EVIDENCE if evidence is None else evidence).items()}
     except Exception as exc:  # noqa: BLE001 - any transport failure means: not reachable
         result.reachable = False
         lines = str(exc).strip().splitlines()
         result.error = f"unreachable: {lines[-1] if lines else type(exc).__name__}"
         return result
+    if "CW-GOV-07" in written:
+        result.scanners = scanners.read_evidence(written["CW-GOV-07"])
     try:
         result.checks = _run_checks(name, inventory, out_dir, tests, resolved_file, inventory_dir,
                                     os.environ if env is None else env)
@@ -152,12 +161,12 @@ def audit_host(name: str, inventory: Path, out_dir: Path, tests: Path, resolved:
 def run_audit(inventory: Path, out_dir: Path, limit: str | None = None, workers: int | None = None,
               tests: Path | None = None, progress: Progress | None = None,
               inventory_dir: Path | None = None, resolved: dict | None = None,
-              env: Mapping[str, str] | None = None) -> AuditRun:
+              env: Mapping[str, str] | None = None, scan: bool = True) -> AuditRun:
     """Collect from every host; `inventory_dir` is the city's inventory folder when the inventory
     was generated elsewhere (relative paths of the inventory resolve there); `resolved` the
     inventory as resolve_inventory gave it, when the caller already read it; `env` the environment
     of the per-host check processes (default: this process's), which the audit adds its own
-    variables to."""
+    variables to; `scan` False skips the independent scanners (their evidence says so)."""
     inventory = inventory.resolve()
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +189,8 @@ def run_audit(inventory: Path, out_dir: Path, limit: str | None = None, workers:
         resolved_file.touch(mode=0o600)
         resolved_file.write_text(json.dumps(resolved), encoding="utf-8")
         futures = {pool.submit(audit_host, name, inventory, out_dir, tests, resolved, resolved_file,
-                               inventory_dir and inventory_dir.resolve(), env): name
+                               inventory_dir and inventory_dir.resolve(), env,
+                               EVIDENCE if scan else WITHOUT_SCANNERS): name
                    for name in sorted(hostvars)}
         for future in as_completed(futures):
             host = future.result()

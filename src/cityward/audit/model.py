@@ -40,6 +40,9 @@ class HostResult:
     error: str  # error: why unreachable / metadata problems
     metadata: dict  # cityward_device as given
     checks: list[CheckResult]
+    # The independent scanners' evidence (CW-GOV-07, cityward.audit.scanners): per scanner its
+    # status, version, raw output files, summary and findings with their disposition.
+    scanners: list[dict] = field(default_factory=list)
 
 
 @dataclass

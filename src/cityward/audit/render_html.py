@@ -1,7 +1,9 @@
 """Render an AuditResult as the HTML report: one self-contained page (inline CSS, inline SVG
 charts, no external assets) that an auditor can open offline, mail or archive as evidence.
 A waived control shows as "waived" wherever a status does, with the waiver's reason, approver
-and expiry and what the checks found; the Waivers section lists every waiver of the city."""
+and expiry and what the checks found; the Waivers section lists every waiver of the city. The
+scanners section shows each host's ssh-audit and Lynis runs and every finding beside its control
+(mapped, waived or unmapped); a host's control row names the scanner findings mapped to it."""
 
 from __future__ import annotations
 
@@ -236,6 +238,63 @@ def _waivers(data: dict) -> str:
             "<th>Expires</th><th>Ticket</th><th>State</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
+_DISPOSITION = {"mapped": "mapped to", "waived": "waived", "unmapped": "unmapped"}
+
+
+def _summary_text(scanner: dict) -> str:
+    summary = scanner.get("summary") or {}
+    if scanner["name"] == "lynis" and "hardening_index" in summary:
+        return (f"hardening index {summary['hardening_index']}, {summary['tests_done']} tests, "
+                f"{summary['warnings']} warnings, {summary['suggestions']} suggestions")
+    if "fail" in summary:
+        return f"{summary['fail']} fail, {summary['warn']} warn ({summary.get('software', '')})"
+    return ""
+
+
+def _finding_row(finding: dict) -> str:
+    disposition = finding["disposition"]
+    where = (f'<a href="#{_e(finding["control"])}">{_e(finding["control"])}</a>' if finding.get("control")
+             else "-")
+    bad = disposition == "unmapped" and finding["severity"] == "warning"
+    label = _DISPOSITION.get(disposition, disposition)
+    badge = _badge(Status.FAILED) if bad else f'<span class="tag">{_e(label)}</span>'
+    detail = f" ({finding['detail']})" if finding.get("detail") else ""
+    return (f'<tr><td class="id">{_e(finding["id"])}</td><td>{_e(finding["severity"])}</td>'
+            f'<td class="reason">{_e(finding["text"] + detail)}</td><td>{badge}</td><td class="id">{where}</td>'
+            f'<td class="reason">{_e(finding.get("reason") or "")}</td></tr>')
+
+
+def _scanners(data: dict) -> str:
+    """Per host: each scanner's status, version and summary, and every finding beside its control."""
+    listed = data.get("scanners") or {}
+    if not listed:
+        return '<p class="muted">No scanner evidence in this run.</p>'
+    html = []
+    for host, scanners in listed.items():
+        html.append(f'<h3 id="scanners-{_e(host)}">{_e(host)}</h3><table class="scanners"><thead><tr><th>Scanner</th>'
+                    "<th>Version</th><th>Status</th><th>Summary</th><th>Raw output</th></tr></thead><tbody>")
+        for scanner in scanners:
+            ran = scanner["status"] == "ran"
+            state = (_badge(Status.PASSED).replace(">passed<", ">ran<") if ran else
+                     f'{_badge(Status.FAILED if scanner["status"] != "not_run" else Status.NOT_ASSESSED)} '
+                     f'{_e(scanner["status"].replace("_", " "))}: {_e(scanner.get("error") or "")}')
+            html.append(f'<tr><td>{_e(scanner["name"])}</td><td>{_e(scanner.get("version") or "-")}</td>'
+                        f'<td>{state}</td><td>{_e(_summary_text(scanner))}</td>'
+                        f'<td class="reason">{_e(", ".join(scanner.get("raw") or []) or "-")}</td></tr>')
+        html.append("</tbody></table>")
+        findings = [(scanner["name"], f) for scanner in scanners for f in scanner.get("findings", [])]
+        if findings:
+            html.append('<table class="findings"><thead><tr><th>Finding</th><th>Severity</th><th>Text</th>'
+                        "<th>Disposition</th><th>Control</th><th>Reason</th></tr></thead><tbody>"
+                        + "".join(_finding_row({**f, "id": f"{name} {f['id']}"}) for name, f in findings)
+                        + "</tbody></table>")
+        fixed = [f"{scanner['name']} {item['key']} ({item['control']})" for scanner in scanners
+                 for item in scanner.get("fixed", [])]
+        if fixed:
+            html.append(f'<p class="muted">Fixed (tested by the scanner, nothing found): {_e("; ".join(fixed))}</p>')
+    return "".join(html)
+
+
 def _control_reason(body: dict) -> str:
     """Why a control has its overall status: the first failure, else the first waiver, else the
     n/a or skip reason."""
@@ -325,9 +384,11 @@ def _hosts(run: AuditRun, data: dict) -> str:
             if cell["status"] == Status.NOT_ASSESSED:
                 skipped.append(cid)
                 continue
+            found = "; ".join(f"{f['scanner']} {f['id']}" for f in cell.get("scanner_findings") or [])
+            seen = f'<br><span class="muted">scanners found: {_e(found)}</span>' if found else ""
             rows.append(f'<tr><td class="id"><a href="#{_e(cid)}">{_e(cid)}</a></td><td>{_e(body["title"])}</td>'
                         f'<td>{_tags(body["iec62443"])}</td><td>{_tags(body["cisa_cpg"])}</td>'
-                        f'<td>{_badge(cell["status"])}</td><td class="reason">{_e(cell["reason"])}</td></tr>')
+                        f'<td>{_badge(cell["status"])}</td><td class="reason">{_e(cell["reason"])}{seen}</td></tr>')
         if rows:
             html.append('<table class="host"><thead><tr><th>ID</th><th>Control</th><th>IEC 62443-3-3</th>'
                         "<th>CISA CPG</th><th>Status</th><th>Reason</th></tr></thead><tbody>"
@@ -367,6 +428,7 @@ def render(result: AuditResult) -> str:
         '<h2 id="policy-exceptions">Exceptions the zones policy keeps</h2>', _exceptions(data),
         '<h2 id="waivers">Waivers</h2>', _waivers(data),
         '<h2 id="control-table">Controls</h2>', _controls(data),
+        '<h2 id="scanners">Independent scanners (CW-GOV-07)</h2>', _scanners(data),
         '<h2 id="hosts">Hosts</h2>', _hosts(run, data),
         "</main></body></html>\n",
     ])

@@ -1,6 +1,7 @@
 """Render an AuditResult as the console summary `cityward audit` prints: the check outcomes per
 zone, then each host's error, each mandatory control that failed, each policy exception and each
-waiver of the city with the hosts it covers (in force: waived; expired: failed)."""
+waiver of the city with the hosts it covers (in force: waived; expired: failed), and each
+independent scanner's result per host (CW-GOV-07)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,23 @@ def render(result: AuditResult) -> str:
               for failure in result.mandatory_failures]
     lines += [f"policy exception: {line}" for line in result.run.policy_exceptions]
     lines += [_waiver_line(waiver) for waiver in result.facts.get("waivers", []) if waiver["audited_hosts"]]
+    lines += [_scanner_line(host, scanner) for host, scanners in result.facts.get("scanners", {}).items()
+              for scanner in scanners]
     return "\n".join(lines)
+
+
+def _scanner_line(host: str, scanner: dict) -> str:
+    """One line per scanner and host: its version and findings, or why it gave none."""
+    if scanner["status"] != "ran":
+        return f"SCANNER {scanner['name']} on {host}: {scanner['status'].replace('_', ' ').upper()}: {scanner['error']}"
+    severity = Counter(f["severity"] for f in scanner["findings"])
+    unmapped = Counter(f["severity"] for f in scanner["findings"] if f["disposition"] == "unmapped")
+    waived = sum(f["disposition"] == "waived" for f in scanner["findings"])
+    summary = scanner.get("summary") or {}
+    index = f", hardening index {summary['hardening_index']}" if "hardening_index" in summary else ""
+    return (f"SCANNER {scanner['name']} {scanner['version']} on {host}{index}: {severity['warning']} warnings "
+            f"({unmapped['warning']} unmapped), {severity['suggestion']} suggestions ({unmapped['suggestion']} "
+            f"unmapped), {waived} waived")
 
 
 def _waiver_line(waiver: dict) -> str:

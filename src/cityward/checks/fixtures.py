@@ -88,6 +88,13 @@ def inventory_path(request) -> str:
 @pytest.fixture(scope="module")
 def ssh_endpoint(host, hostvars):
     """(address, port) of the host's sshd as reached from the controller."""
+    return sshd_endpoint(hostvars)
+
+
+def sshd_endpoint(hostvars) -> tuple[str, int]:
+    """(address, port) of a host's sshd as reached from the controller: a Podman host's address
+    from `podman inspect`, else its ansible_host and port. The checks (ssh_endpoint) and the
+    audit's ssh-audit scan (cityward.audit.scanners) both use it."""
     if podman_spec(hostvars):
         name = hostvars.get("ansible_host", hostvars["inventory_hostname"])
         out = subprocess.run(["podman", "inspect", name], capture_output=True, text=True, check=True).stdout

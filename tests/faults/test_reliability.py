@@ -23,6 +23,8 @@ from managed_state import checksums as _checksums
 from managed_state import exec_in as _exec
 from managed_state import molecule_inventory as _molecule_inventory
 
+from cityward.audit.scanners import evidence_path, lynis
+from cityward.audit.scanners.findings import SCANNER_NAMES
 from cityward.checks.sshd_live import live_and_configured, offer
 
 RUNS: list[str] = []  # every playbook output of this module, searched for secrets at the end
@@ -152,14 +154,23 @@ def test_a_failing_handler_does_not_skip_the_others():
     _assert_sshd_runs_its_file(FIRST)
 
 
+@pytest.fixture(scope="module")
+def scenario_audit(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """`cityward audit` of both hosts, scanners included (ssh-audit, Lynis): (its run, the report folder).
+    One audit serves the secrets check and the scanners' proof: Lynis costs about a minute a host."""
+    out = tmp_path_factory.mktemp("audit")
+    result = subprocess.run([str(Path(sys.executable).parent / "cityward"), "audit", "-i", str(_molecule_inventory()),
+                             "--out", str(out)], capture_output=True, text=True, cwd=ROOT,
+                            env=_env(), timeout=900, check=False)
+    return result, out
+
+
 @pytest.mark.control("CW-RES-08")
-def test_audit_and_runs_never_show_a_secret(tmp_path):
+def test_audit_and_runs_never_show_a_secret(scenario_audit):
     """`cityward audit` of the scenario (console and every report file) and every run above: no
     TOTP seed, break-glass hash or password, no private key block."""
-    result = subprocess.run([str(Path(sys.executable).parent / "cityward"), "audit", "-i", str(_molecule_inventory()),
-                             "--out", str(tmp_path / "audit")], capture_output=True, text=True, cwd=ROOT,
-                            env=_env(), timeout=900, check=False)
-    reports = [p for p in (tmp_path / "audit").rglob("*") if p.is_file()]
+    result, out = scenario_audit
+    reports = [p for p in out.rglob("*") if p.is_file()]
     assert reports, result.stderr
     texts = {"audit console": result.stdout + result.stderr, **{str(p): p.read_text(errors="replace") for p in reports}}
     texts.update({f"run {i}": text for i, text in enumerate(RUNS)})
@@ -169,6 +180,22 @@ def test_audit_and_runs_never_show_a_secret(tmp_path):
         loose = _exec(host, "find /etc/ssh /etc/cityward /etc/rsyslog.d /etc/mosquitto -name '*key*' "
                             "! -name '*.pub' -type f -perm /077 2>/dev/null").stdout
         assert loose == "", f"{host}: private keys readable by others: {loose}"
+
+
+@pytest.mark.control("CW-GOV-07")
+def test_the_audit_carries_both_scanners_results_for_each_hardened_host(scenario_audit):
+    """On the hardened hosts, the audit ran ssh-audit and Lynis, recorded each one's version, judged
+    every finding (mapped to a control, or waived with a reason) and left nothing on the host."""
+    result, out = scenario_audit
+    report = json.loads((out / "report.json").read_text())
+    for host in (FIRST, SECOND):
+        evidence = json.loads(evidence_path(out, host).read_text())["scanners"]
+        ran = {scanner["name"]: (scanner["status"], bool(scanner.get("version"))) for scanner in evidence}
+        assert ran == {name: ("ran", True) for name in SCANNER_NAMES}, f"{host}: {ran}\n{result.stderr[-2000:]}"
+        cell = report["aggregate"]["controls"]["CW-GOV-07"]["hosts"][host]
+        assert cell["status"] == "passed", f"{host}: CW-GOV-07 {cell}"
+        left = _exec(host, f"ls -d {lynis.TMP_PREFIX}* /var/run/lynis.pid 2>/dev/null; true").stdout.split()
+        assert left == [], f"{host}: Lynis left {left}"
 
 
 @pytest.mark.control("CW-RES-05")

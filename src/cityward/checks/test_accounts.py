@@ -108,7 +108,8 @@ def test_vendor_default_accounts_locked_or_gone(host, passwd, applied_accounts):
 
 @pytest.mark.control("CW-ACC-04")
 def test_only_root_has_uid_zero(passwd):
-    assert [name for name, row in passwd.items() if row[2] == "0"] == ["root"]
+    uid_zero = [name for name, row in passwd.items() if row[2] == "0"]
+    assert uid_zero == ["root"], f"accounts with UID 0: expected only ['root'], found {uid_zero}"
 
 
 @pytest.mark.control("CW-ACC-05")
@@ -122,7 +123,8 @@ def test_sudo_through_a_group_and_one_documented_nopasswd(host, applied_accounts
     group = f"%{applied_accounts['sudo_group']}"
     assert group in grants, f"sudo: expected a grant to {group} (applied by the accounts role), found grants {grants}"
     people = [g for g in grants if not g.startswith("%") and g not in ("root", breakglass, automation)]
-    assert not people, f"sudo granted to individual users: {people}"
+    assert not people, (f"sudo: expected grants to groups only (besides root, {breakglass} and {automation}, "
+                        f"applied by the accounts role), found grants to individual users: {people}")
     nopasswd = [line for line in rules.splitlines() if "NOPASSWD" in line and not line.lstrip().startswith("#")]
     _same("users with NOPASSWD sudo", [automation] if nopasswd else [], sorted({line.split()[0] for line in nopasswd}))
     dropin = host.file("/etc/sudoers.d/60-cityward")

@@ -224,7 +224,8 @@ def test_aide_baseline_exists_and_is_private(state):
 def test_aide_check_finds_no_change(state):
     rc, out = state["aide_check"]
     assert rc < 14, f"aide could not check (rc {rc}): {out[-2000:]}"
-    assert rc == 0, f"monitored files changed since the baseline (rc {rc}):\n{out[:4000]}"
+    assert rc == 0, (f"monitored files: expected no change since the AIDE baseline, found changes "
+                     f"(aide rc {rc}):\n{out[:4000]}")
 
 
 @pytest.mark.control("CW-BASE-04")

@@ -293,7 +293,8 @@ def test_rsyslog_forwards_everything_over_mutual_tls_with_a_disk_queue(state, si
 def test_running_rsyslog_loaded_the_forwarding_and_listens_for_nothing(state, applied_receiver):
     """A sending host's rsyslog listens nowhere; a SIEM receiver (role siem_receiver) only on the TLS
     port that role recorded applying."""
-    assert state["rsyslog_active"][1].strip() == "active"
+    active = state["rsyslog_active"][1].strip()
+    assert active == "active", f"rsyslog: expected 'active' (the logging role runs it), found {active!r}"
     started = int(state["rsyslog_started"][1].strip().lstrip("@") or 0)
     assert started >= int(state["rsyslog_conf_mtime"][1].strip()), "rsyslog runs an older configuration"
     allowed = {("tcp", str(applied_receiver["port"]))} if applied_receiver else set()

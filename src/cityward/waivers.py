@@ -293,6 +293,27 @@ def load_waivers(path: Path, *, listing: Mapping | None, control_ids: Iterable[s
     return result
 
 
+def waived_per_host(waivers: Iterable[CoveredWaiver], groups: Mapping[str, Iterable[str]] | None = None,
+                    today: datetime.date | None = None) -> dict[str, list[CoveredWaiver]]:
+    """The waivers in force `today` on each host: {host: its waivers, by control}, hosts sorted.
+    With `groups` (Ansible's `groups`: each group with every host under it, child groups
+    included), each name a waiver gives is expanded through it, a name that is no group being a
+    host (a sliced read keeps names as written); without it, the hosts the file's read resolved.
+    An expired waiver covers nothing here: the roles apply its control again."""
+    today = today or datetime.date.today()
+    per_host: dict[str, list[CoveredWaiver]] = {}
+    for waiver in waivers:
+        if waiver.expired(today):
+            continue
+        if groups is None:
+            hosts = set(waiver.hosts)
+        else:
+            hosts = {host for name in waiver.names for host in groups.get(name, [name])}
+        for host in hosts:
+            per_host.setdefault(host, []).append(waiver)
+    return {host: sorted(per_host[host], key=lambda w: w.control) for host in sorted(per_host)}
+
+
 def read_waivers(inventory: str | Path, *, inventory_dir: str | Path | None = None, listing: Mapping | None = None,
                  control_ids: Iterable[str] | None = None, today: datetime.date | None = None,
                  sliced: bool = False) -> WaiverFile:

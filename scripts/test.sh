@@ -8,7 +8,7 @@ ruff check .
 yamllint --strict .
 ansible-lint --offline -q
 
-say "molecule: every scenario under molecule/ (Podman containers, Debian 12 and 13, and a QEMU VM), two at a time"
+say "molecule: every scenario under molecule/ (Podman containers, Debian 12 and 13, and a QEMU VM), two at a time, and pytest (unit, cloud) in a lane beside them"
 # Each scenario has its own containers and network, so two run side by side: most of a run is
 # waiting on podman exec, not CPU. Each writes its own log; a failed one is printed in full.
 logs="$CITYWARD_HOME/.cache/test-logs"
@@ -31,6 +31,8 @@ scenario_limit() {
   elif [[ $1 == baseline || $1 == default || $1 == access ]]; then echo 2100
   # firewall with the update mirror (issue 24): 712 s alone beside unit tests; limit before CI measures it.
   elif [[ $1 == firewall ]]; then echo 1500
+  # unit and cloud tests: about 7 min beside a scenario (2026-12-07).
+  elif [[ $1 == pytest ]]; then echo 1500
   else echo 1200; fi
 }
 # 0 passed, 1 failed, 124 timed out (stopped, its process tree appended to the log).
@@ -38,7 +40,13 @@ attempt_scenario() {
   local name=$1 log=$2 limit started=$SECONDS pid status=0
   limit=$(scenario_limit "$name")
   # Its own session (setsid), so that everything it started can be listed and stopped together.
-  setsid molecule test -s "$name" >> "$log" 2>&1 &
+  if [[ $name == pytest ]]; then
+    # The controller-side tests (unit, cloud): they need no scenario, so they take a lane as it
+    # frees; only the search of every scenario's output for secrets waits for all of them (below).
+    setsid pytest -q --deselect "$NO_SECRETS_TEST" >> "$log" 2>&1 &
+  else
+    setsid molecule test -s "$name" >> "$log" 2>&1 &
+  fi
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     if ((SECONDS - started > limit)); then
@@ -49,7 +57,7 @@ attempt_scenario() {
       kill -TERM -- "-$pid" 2>/dev/null || true
       sleep 10
       kill -KILL -- "-$pid" 2>/dev/null || true
-      molecule destroy -s "$name" >> "$log" 2>&1 || true
+      [[ $name == pytest ]] || molecule destroy -s "$name" >> "$log" 2>&1 || true
       return 124
     fi
     sleep 5
@@ -58,30 +66,33 @@ attempt_scenario() {
   ((status == 0)) || return 1
 }
 run_scenario() {
-  local started=$SECONDS log="$logs/$1.log" status=0
+  local started=$SECONDS log="$logs/$1.log" status=0 label="molecule/$1"
+  [[ $1 == pytest ]] && label="pytest (unit, cloud)"
   : > "$log"
   attempt_scenario "$1" "$log" || status=$?
   if ((status == 124)); then
-    echo "  TIMED OUT: molecule/$1 after $((SECONDS - started)) s (what it was doing is in $log); running it once more"
+    echo "  TIMED OUT: $label after $((SECONDS - started)) s (what it was doing is in $log); running it once more"
     status=0
     attempt_scenario "$1" "$log" || status=$?
   fi
   if ((status == 0)); then
-    echo "  passed: molecule/$1 ($((SECONDS - started)) s)"
+    echo "  passed: $label ($((SECONDS - started)) s)"
   else
-    echo "  FAILED: molecule/$1 ($((SECONDS - started)) s$( ((status == 124)) && echo ", timed out twice")), log: $log"
+    echo "  FAILED: $label ($((SECONDS - started)) s$( ((status == 124)) && echo ", timed out twice")), log: $log"
     touch "$logs/$1.failed"
     return 1
   fi
 }
+NO_SECRETS_TEST="tests/unit/test_no_secrets_in_output.py::test_no_molecule_output_shows_a_secret"
 export -f scenario_limit attempt_scenario run_scenario
-export logs
+export logs NO_SECRETS_TEST
 # The longest first, so that the two lanes finish close together; then any other scenario.
 # vm (the VM tier: QEMU in software emulation, about 15 min) and baseline (with the adoption
-# proofs, about 15 min) start at once, one in each lane; the others follow as lanes free up.
+# proofs, about 15 min) start at once, one in each lane; the others follow as lanes free up, and
+# the controller-side tests (pytest, about 7 min) fill the lane that frees before the last scenario.
 scenarios=()
-for name in vm baseline default access logging firewall; do
-  [[ -d "molecule/$name" ]] && scenarios+=("$name")
+for name in vm baseline default access logging pytest firewall; do
+  [[ $name == pytest || -d "molecule/$name" ]] && scenarios+=("$name")
 done
 for file in molecule/*/molecule.yml; do
   name=$(basename "$(dirname "$file")")
@@ -90,11 +101,11 @@ done
 if ! printf '%s\n' "${scenarios[@]}" | xargs -P 2 -I{} bash -c 'run_scenario "$@"' _ {}; then
   for marker in "$logs"/*.failed; do
     name=$(basename "$marker" .failed)
-    say "molecule/$name failed: its log follows"
+    say "$name failed: its log follows"
     cat "$logs/$name.log"
   done
   exit 1
 fi
 
-say "pytest: unit, catalog traceability, cloud plan, and no secret in any scenario's output"
-CITYWARD_TEST_LOGS="$logs" pytest -q
+say "pytest: no secret in any scenario's output (the unit and cloud tests ran in a lane above)"
+CITYWARD_TEST_LOGS="$logs" pytest -q "$NO_SECRETS_TEST"

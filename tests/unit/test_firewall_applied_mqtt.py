@@ -7,7 +7,6 @@ never holds the server key."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -100,9 +99,13 @@ def test_the_record_is_the_roles_last_task_tagged_for_every_check_that_reads_it(
     assert any(t.get("ansible.builtin.meta") == "flush_handlers" for t in tasks[:-1])
 
 
-def test_the_paths_the_record_names_are_the_ones_the_tasks_write():
+def test_the_record_the_template_and_the_tasks_take_the_paths_from_one_place():
+    paths = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+    record = paths["_mqtt_gateway_applied"]
+    named = ("cafile", "certfile", "keyfile", "acl_file")
+    assert {key: record[key] for key in named} == {key: f"{{{{ _mqtt_gateway_{key} }}}}" for key in named}
     tasks = (ROLE / "tasks" / "main.yml").read_text()
-    record = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["_mqtt_gateway_applied"]
-    assert f"dest: {record['acl_file']}\n" in tasks
-    assert f"dest: {record['keyfile']}\n" in tasks
-    assert f"dest: {Path(record['cafile']).parent}/{{{{ item.name }}}}" in tasks
+    template = (ROLE / "templates" / "mosquitto.conf.j2").read_text()
+    for key in named:
+        assert paths[f"_mqtt_gateway_{key}"] not in tasks + template, f"{key}: a literal path besides vars/main.yml"
+        assert f"_mqtt_gateway_{key}" in template

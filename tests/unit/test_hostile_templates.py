@@ -130,6 +130,10 @@ GOOD = {
     "mqtt_gateway_max_packet_size": 262144,
     "mqtt_gateway_max_keepalive": 300,
     "mqtt_gateway_port": 8883,
+    "_mqtt_gateway_cafile": "/etc/mosquitto/certs/ca.crt",
+    "_mqtt_gateway_certfile": "/etc/mosquitto/certs/server.crt",
+    "_mqtt_gateway_keyfile": "/etc/mosquitto/certs/server.key",
+    "_mqtt_gateway_acl_file": "/etc/mosquitto/acl",
     "mqtt_gateway_max_connections": 256,
     "mqtt_gateway_tls_version": "tlsv1.2",
     "mqtt_gateway_ciphers": "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384",
@@ -171,6 +175,8 @@ GOOD = {
     # ssh
     "ssh_port": 22,
     "_ssh_kex": ["mlkem768x25519-sha256", "curve25519-sha256@libssh.org"],
+    "_ssh_banner_path": "/etc/issue.net",
+    "_ssh_log_level": "VERBOSE",
     "ssh_ciphers": ["aes256-gcm@openssh.com", "aes128-ctr"],
     "ssh_macs": ["hmac-sha2-512-etm@openssh.com"],
     "ssh_host_key_algorithms": ["ssh-ed25519", "rsa-sha2-512"],
@@ -195,6 +201,12 @@ GOOD = {
 # or values computed with int/format (see the Jinja comments in the templates).
 NOT_INVENTORY = {
     "ansible_facts",
+    "_ssh_banner_path",  # the role's own constants (vars/main.yml), recorded for the audit
+    "_ssh_log_level",
+    "_mqtt_gateway_cafile",
+    "_mqtt_gateway_certfile",
+    "_mqtt_gateway_keyfile",
+    "_mqtt_gateway_acl_file",
     "inventory_hostname",  # facts; host names are refused by `cityward check`
     "_baseline_aide_config",
     "_baseline_aide_db",

@@ -73,8 +73,10 @@ RECORDS_DIR = "records"
 
 def inventory_env() -> dict[str, str]:
     """Environment for ansible-inventory: a source it cannot parse is an error (by default only a
-    warning, and the hosts silently vanish), and the city's records/ folder (incident contacts,
-    vendor requirements, runbooks) is not an inventory source."""
+    warning, and the hosts silently vanish), the city's records/ folder (incident contacts,
+    vendor requirements, runbooks) is not an inventory source, and the facts an earlier run
+    cached are not inventory either (ansible-inventory would merge them into the host variables,
+    the roles' applied records with them: those are the audit's to read from the host)."""
     patterns = [p for p in os.environ.get("ANSIBLE_INVENTORY_IGNORE_REGEX", "").split(",") if p.strip()]
     return {
         "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true",
@@ -82,6 +84,8 @@ def inventory_env() -> dict[str, str]:
         "ANSIBLE_INVENTORY_IGNORE_REGEX": ",".join([*patterns, f"^{RECORDS_DIR}$"]),
         # A key given twice is an error, as in cityward's own loader (Ansible only warns by default).
         "ANSIBLE_DUPLICATE_YAML_DICT_KEY": "error",
+        # A fact cache of this process only (empty): never the one site.yml filled (ansible.cfg).
+        "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.memory",
     }
 
 

@@ -66,7 +66,7 @@ GOOD = {
     "accounts_automation_user": "cityward-auto",
     "accounts_automation_sources": ["10.40.10.0/24", "::1"],
     # baseline
-    "_baseline_aide_config": "/etc/aide/cityward.conf",
+    "_baseline_aide_config": "/etc/aide/aide.conf",
     "_baseline_aide_db": "/var/lib/aide/cityward.db.gz",
     "_baseline_aide_db_new": "/var/lib/aide/cityward.db.new.gz",
     "baseline_aide_paths": ["/usr/bin", "/etc", "/boot"],

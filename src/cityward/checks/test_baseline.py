@@ -18,7 +18,6 @@ from cityward.checks.applied import applied
 from cityward.checks.hoststate import snapshot
 
 ALLOWLIST = "/etc/cityward/listen-allowlist"
-AIDE_CONFIG = "/etc/aide/cityward.conf"
 AIDE_SERVICE = "cityward-aide-check.service"
 AIDE_TIMER = "cityward-aide-check.timer"
 # The planted change: the baseline's SHA-256 of this file is forged in a copy AIDE reads from a pipe.
@@ -40,14 +39,14 @@ def _permission_script(entries: list[dict]) -> str:
     ) + "; true"
 
 
-def _plant_script() -> str:
-    db = f"$(sed -n 's/^database_in=file://p' {AIDE_CONFIG})"
+def _plant_script(config: str) -> str:
+    db = f"$(sed -n 's/^database_in=file://p' {config})"
     field = "awk '/^@@db_spec/ { for (i = 2; i <= NF; i++) if ($i == \"sha256\") print i - 1; exit }'"
     forged = base64.b64encode(bytes(32)).decode()
     forge = f"awk -v p={AIDE_PLANT} -v n=\"$n\" '$1 == p {{ $n = \"{forged}\" }} {{ print }}'"
     return (
         f"db={db}; n=$(zcat -f \"$db\" | {field}); "
-        f"aide --config <(sed 's|^database_in=.*|database_in=stdin|' {AIDE_CONFIG}) --check --limit '^{AIDE_PLANT}$' "
+        f"aide --config <(sed 's|^database_in=.*|database_in=stdin|' {config}) --check --limit '^{AIDE_PLANT}$' "
         f"< <(zcat -f \"$db\" | {forge})"
     )
 
@@ -55,6 +54,7 @@ def _plant_script() -> str:
 @pytest.fixture(scope="module")
 def state(host, applied_baseline):
     units = " ".join(map(shlex.quote, applied_baseline["masked_units"]))
+    config = shlex.quote(applied_baseline["aide_config"])
     return snapshot(host, {
         "packages": "dpkg-query -W -f='${Package}\\t${db:Status-Status}\\n'",
         "allowlist_stat": f"stat -c '%U %a' {ALLOWLIST}",
@@ -63,12 +63,12 @@ def state(host, applied_baseline):
         "units": f"systemctl list-unit-files --no-legend --plain --full -- {units}",
         "unit_states": f"present=$(systemctl list-unit-files --no-legend --plain --full -- {units} | cut -d' ' -f1); "
                        "[ -z \"$present\" ] || systemctl show -p Id,LoadState,ActiveState -- $present",
-        "aide_config_stat": f"stat -c '%U %a' {AIDE_CONFIG}",
-        "aide_config": f"cat {AIDE_CONFIG}",
-        "aide_db_stat": f"db=$(sed -n 's/^database_in=file://p' {AIDE_CONFIG}); "
+        "aide_config_stat": f"stat -c '%U %a' {config}",
+        "aide_config": f"cat {config}",
+        "aide_db_stat": f"db=$(sed -n 's/^database_in=file://p' {config}); "
                         "stat -c '%U %a %s' \"$db\" && stat -c '%U %a' \"$(dirname \"$db\")\"",
-        "aide_check": f"aide --config {AIDE_CONFIG} --check",
-        "aide_plant": _plant_script(),
+        "aide_check": f"aide --config {config} --check",
+        "aide_plant": _plant_script(config),
         "timer_enabled": f"systemctl is-enabled {AIDE_TIMER}",
         "timer_active": f"systemctl is-active {AIDE_TIMER}",
         "aide_exec": f"systemctl show -p ExecStart {AIDE_SERVICE}",
@@ -188,20 +188,21 @@ def _unescape(pattern: str) -> str:
 
 @pytest.mark.control("CW-BASE-04")
 def test_aide_watches_only_the_trees_that_matter(state, applied_baseline):
+    config = applied_baseline["aide_config"]
     rc, owner_mode = state["aide_config_stat"]
-    assert rc == 0, f"{AIDE_CONFIG} is missing"
+    assert rc == 0, f"{config} is missing"
     owner, mode = owner_mode.split()
-    assert owner == "root" and int(mode, 8) & 0o077 == 0, f"{AIDE_CONFIG}: {owner} {mode}"
+    assert owner == "root" and int(mode, 8) & 0o077 == 0, f"{config}: {owner} {mode}"
     text = state["aide_config"][1]
     raw = {line.split()[0] for line in text.splitlines() if line.startswith("/")}
     assert not raw & {"/", "/.*", "/*"}, "AIDE walks the whole filesystem"
     selections = {_unescape(selection) for selection in raw}
     trees = set(applied_baseline["aide_paths"])
-    assert selections == trees, (f"{AIDE_CONFIG} watches: expected {sorted(trees)} (applied by the baseline role), "
+    assert selections == trees, (f"{config} watches: expected {sorted(trees)} (applied by the baseline role), "
                                  f"found {sorted(selections)}")
     excluded = {_unescape(line[1:].strip().removesuffix("$")) for line in text.splitlines() if line.startswith("!")}
     exclude = set(applied_baseline["aide_exclude"])
-    assert excluded == exclude, (f"{AIDE_CONFIG} leaves out: expected {sorted(exclude)} "
+    assert excluded == exclude, (f"{config} leaves out: expected {sorted(exclude)} "
                                  f"(applied by the baseline role), found {sorted(excluded)}")
     rules = dict(re.findall(r"^\s*(\w+)\s*=\s*(\S+)\s*$", text, re.MULTILINE))
     for line in text.splitlines():
@@ -238,11 +239,11 @@ def test_aide_reports_a_planted_change(state):
 
 
 @pytest.mark.control("CW-BASE-04")
-def test_aide_daily_timer_active(state):
+def test_aide_daily_timer_active(state, applied_baseline):
     assert state["timer_enabled"][1].strip() == "enabled"
     assert state["timer_active"][1].strip() == "active"
     exec_start = state["aide_exec"][1]
-    assert f"--config {AIDE_CONFIG}" in exec_start and "--check" in exec_start, exec_start
+    assert f"--config {applied_baseline['aide_config']}" in exec_start and "--check" in exec_start, exec_start
 
 
 # --- CW-BASE-05 -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from example_city import copy_example_city
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -230,12 +231,7 @@ def test_generated_references_files_load_or_give_one_line(policies, refs):
 @pytest.fixture
 def world(tmp_path):
     """A writable copy of the example city (39 hosts) naming the repository's zones policy."""
-    shutil.copytree(EXAMPLE, tmp_path / "city")
-    city = tmp_path / "city" / "group_vars" / "all" / "city.yml"
-    data = yaml.safe_load(city.read_text())
-    data["cityward_zones_file"] = str(ROOT / "policies" / "zones.yml")
-    city.write_text(yaml.safe_dump(data, sort_keys=False))
-    return tmp_path / "city"
+    return copy_example_city(tmp_path)
 
 
 HOSTILE = [  # (case, file of the city, make it, the refusal after its path)

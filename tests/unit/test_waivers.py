@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import types
 import xml.etree.ElementTree as ET
 from datetime import date
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from example_city import copy_example_city
 from test_report import build_run
 
 from cityward import audit_cmd
@@ -233,12 +233,7 @@ def test_the_example_city_and_the_lab_files_hold(catalog, monkeypatch):
 
 @pytest.fixture
 def city(tmp_path):
-    shutil.copytree(EXAMPLE, tmp_path / "city")
-    path = tmp_path / "city" / "group_vars" / "all" / "city.yml"
-    data = yaml.safe_load(path.read_text())
-    data["cityward_zones_file"] = str(ROOT / "policies" / "zones.yml")
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return tmp_path / "city"
+    return copy_example_city(tmp_path)
 
 
 def test_check_refuses_bad_waivers_one_line_each(city):

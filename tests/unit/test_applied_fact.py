@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cityward.hardening.plugins.filter.applied import applied_fact
 from ansible_collections.cityward.hardening.plugins.plugin_utils.applied import EvidenceMissing, read
 
-from cityward.checks.applied import settings_from
+from cityward.checks.applied import Recorded, settings_from
 
 SETTINGS = {"sysctls": {"net.ipv4.ip_forward": "0"}, "blocked_modules": ["dccp", "sctp"], "field_device": False}
 ROOT = (0, "root root 644\n")
@@ -56,3 +56,10 @@ def test_the_filter_refuses_what_is_not_plain_data_naming_the_role():
         applied_fact({"when": object()}, "kernel")
     with pytest.raises(AnsibleFilterError, match="not a role name"):
         applied_fact(SETTINGS, "Kernel role")
+
+
+def test_a_key_an_older_record_lacks_fails_as_evidence_missing_naming_it():
+    recorded = Recorded("kernel", SETTINGS)
+    assert recorded["field_device"] is False and recorded.get("usbguard") is None
+    with pytest.raises(pytest.fail.Exception, match=r"evidence missing: .*cityward_kernel.fact records no 'usbguard'"):
+        recorded["usbguard"]

@@ -19,14 +19,28 @@ from ansible_collections.cityward.hardening.plugins.plugin_utils.applied import 
 from cityward.checks.hoststate import snapshot
 
 
-def applied(host, role: str) -> dict[str, Any]:
+class Recorded(dict):
+    """A role's recorded settings. A key the record lacks (written by an older version of the role)
+    fails the check that asks for it as evidence missing, naming the key, instead of a KeyError."""
+
+    def __init__(self, role: str, settings: dict[str, Any]):
+        super().__init__(settings)
+        self.role = role
+
+    def __missing__(self, key: str):
+        __tracebackhide__ = True
+        pytest.fail(f"evidence missing: {fact_path(self.role)} records no {key!r}: apply the {self.role} role "
+                    "of this cityward version", pytrace=False)
+
+
+def applied(host, role: str) -> Recorded:
     """The settings `role` recorded on `host`; fails the running check when the evidence is missing."""
     __tracebackhide__ = True
     path = fact_path(role)
     state = snapshot(host, {"stat": f"stat -c '%U %G %a' {shlex.quote(path)}",
                             "text": f"cat {shlex.quote(path)}"})
     try:
-        return settings_from(role, state["stat"], state["text"])
+        return Recorded(role, settings_from(role, state["stat"], state["text"]))
     except EvidenceMissing as exc:
         pytest.fail(f"evidence missing: {exc}", pytrace=False)
 

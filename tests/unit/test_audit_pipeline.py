@@ -38,6 +38,11 @@ PROBE = textwrap.dedent('''\
         not_applicable("not applicable: decided in a fixture")
 
 
+    @pytest.fixture
+    def record():
+        pytest.fail("evidence missing: /etc/ansible/facts.d/cityward_x.fact is absent", pytrace=False)
+
+
     @pytest.mark.control("CW-X-01")
     def test_pass():
         pass
@@ -60,6 +65,10 @@ PROBE = textwrap.dedent('''\
         pass
 
 
+    def test_evidence_missing(record):
+        pass
+
+
     def test_text_decides_nothing():
         pytest.skip("not applicable: says only the text")
 
@@ -79,7 +88,9 @@ def test_not_applicable_is_an_outcome_told_by_its_type(tmp_path):
     rows = {row["nodeid"].split("::")[-1]: row for row in map(json.loads, results.read_text().splitlines())}
     assert {name: row["outcome"] for name, row in rows.items()} == {
         "test_pass": "passed", "test_fail": "failed", "test_error": "error", "test_na": "not_applicable",
-        "test_na_in_fixture": "not_applicable", "test_text_decides_nothing": "skipped", "test_skip": "skipped"}
+        "test_na_in_fixture": "not_applicable", "test_text_decides_nothing": "skipped", "test_skip": "skipped",
+        "test_evidence_missing": "failed"}
+    assert rows["test_evidence_missing"]["reason"].startswith("evidence missing: ")
     assert rows["test_na"]["reason"] == "not applicable in a container: the kernel is the host's"
     assert rows["test_na_in_fixture"]["reason"] == "not applicable: decided in a fixture"
     assert rows["test_skip"]["reason"] == "mosquitto not installed"

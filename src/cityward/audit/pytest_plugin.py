@@ -1,7 +1,9 @@
 """A pytest plugin loaded by `cityward audit`: writes one JSON line per test with its outcome
 (cityward.audit.model.Outcome), the control IDs of its `control` marker and the reason, to the
 file named by CITYWARD_RESULTS. A check that raised cityward.checks.outcomes.NotApplicable is
-not_applicable, told by the exception's type; any other skip is skipped."""
+not_applicable, told by the exception's type; any other skip is skipped. A fixture that ends the
+check with pytest.fail (the evidence it needs is missing) makes it failed; any other exception
+outside the check's body is an error."""
 
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from cityward.checks.outcomes import NotApplicable
 _CONTROLS: dict[str, list[str]] = {}
 # Set on a report whose phase ended in NotApplicable: the reason the check gave.
 _NOT_APPLICABLE = "cityward_not_applicable"
+# Set on a setup report ended by pytest.fail: a fixture judged the host (e.g. "evidence missing:
+# the role's record is absent"), which is the check failing, not the check crashing.
+_FAILED_IN_SETUP = "cityward_failed_in_setup"
 
 
 def pytest_configure(config):
@@ -34,6 +39,8 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is not None and isinstance(call.excinfo.value, NotApplicable):
         # the reason as pytest words a skip, "Skipped: " excepted
         setattr(report, _NOT_APPLICABLE, str(call.excinfo.value).rstrip())
+    elif call.when == "setup" and call.excinfo is not None and isinstance(call.excinfo.value, pytest.fail.Exception):
+        setattr(report, _FAILED_IN_SETUP, True)
     return report
 
 
@@ -43,8 +50,8 @@ def _reason(report) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
     crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
-    if crash is not None:
-        return crash.message.strip()[:1500]
+    if crash is not None:  # pytest.fail's message without pytest's "Failed: " in front of it
+        return crash.message.strip().removeprefix("Failed: ")[:1500]
     return str(report.longrepr or "")[-1500:]
 
 
@@ -53,7 +60,7 @@ def _outcome(report) -> Outcome:
         return Outcome.PASSED
     if report.skipped:
         return Outcome.NOT_APPLICABLE if hasattr(report, _NOT_APPLICABLE) else Outcome.SKIPPED
-    return Outcome.FAILED if report.when == "call" else Outcome.ERROR
+    return Outcome.FAILED if report.when == "call" or hasattr(report, _FAILED_IN_SETUP) else Outcome.ERROR
 
 
 def pytest_runtest_logreport(report):

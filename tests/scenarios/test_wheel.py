@@ -187,7 +187,7 @@ def test_audit_of_the_baseline_hosts_with_the_installed_checks(venvs, outside, i
     assert len(cells) > 20
     assert {key: (cell["status"], cell["reason"]) for key, cell in cells.items() if cell["status"] != "passed"} == {
         ("CW-KRN-05", "cw-baseline-bookworm"):
-            ("skipped", "not a field device (kernel_field_device is false): USBGuard does not apply")}
+            ("skipped", "not a field device (the kernel role applied no USBGuard): USBGuard does not apply")}
     gov = report["aggregate"]["controls"]["CW-GOV-01"]["hosts"]
     assert {name: (cell["status"], "field cityward_device: required field missing" in cell["reason"])
             for name, cell in gov.items()} == dict.fromkeys(hosts, ("failed", True))

@@ -110,7 +110,7 @@ def test_whole_and_decimal_numbers_are_limits(policies_copy):
 SSHD_T = {"kexalgorithms": "curve25519-sha256", "ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com",
           "macs": "hmac-sha2-512-etm@openssh.com", "hostkeyalgorithms": "ssh-ed25519",
           "pubkeyacceptedalgorithms": "ssh-ed25519", "maxauthtries": "3", "maxsessions": "4",
-          "logingracetime": "30", "clientaliveinterval": "300", "clientalivecountmax": "2"}
+          "logingracetime": "30", "clientaliveinterval": "300", "clientalivecountmax": "2", "compression": "no"}
 # A city that overrides ssh_ciphers: the record follows the override, and so does the check.
 RECORD = {"kex_algorithms": ["curve25519-sha256"],
           "ciphers": ["chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com"],
@@ -128,6 +128,9 @@ def test_ssh_checks_follow_the_record_and_the_catalog():
     # sshd runs other ciphers than the role recorded it applied.
     with pytest.raises(AssertionError, match=r"sshd -T ciphers: expected \['chacha20"):
         checks.test_only_modern_algorithms_configured(dict(SSHD_T, ciphers="aes256-gcm@openssh.com"), RECORD, catalog)
+    # sshd compresses (Lynis SSH-7408 Compression): a fixed requirement of CW-SSH-02.
+    with pytest.raises(AssertionError, match=r"sshd -T compression: expected 'no', found 'delayed'"):
+        checks.test_only_modern_algorithms_configured(dict(SSHD_T, compression="delayed"), RECORD, catalog)
     # A role that applied (and sshd runs) more auth tries than the catalog allows.
     tries = dict(RECORD, max_auth_tries=6)
     with pytest.raises(AssertionError, match=r"MaxAuthTries 6 .*expected 1\.\.4 \(CW-SSH-03 maxauthtries_max"):

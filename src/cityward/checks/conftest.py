@@ -1,6 +1,6 @@
 """The control checks' fixtures (cityward.checks.fixtures). The same modules run under `molecule
 verify` and `cityward audit`: they only read state from the host, never change it."""
 
-from cityward.checks.fixtures import host, hostvars, in_container, inventory_path, ssh_endpoint
+from cityward.checks.fixtures import catalog, host, hostvars, in_container, inventory_path, ssh_endpoint
 
-__all__ = ["host", "hostvars", "in_container", "inventory_path", "ssh_endpoint"]
+__all__ = ["catalog", "host", "hostvars", "in_container", "inventory_path", "ssh_endpoint"]

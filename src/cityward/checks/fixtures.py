@@ -19,6 +19,7 @@ import subprocess
 import pytest
 import testinfra
 
+from cityward.catalog import load_catalog
 from cityward.testinfra_hosts import host_for, host_variables, podman_spec
 
 AUDIT_HOST = "CITYWARD_AUDIT_HOST"
@@ -103,3 +104,9 @@ def sshd_endpoint(hostvars) -> tuple[str, int]:
         return address, int(hostvars.get("ssh_port", 22))
     port = int(hostvars.get("ansible_port", hostvars.get("ssh_port", 22)))
     return hostvars.get("ansible_host", hostvars["inventory_hostname"]), port
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    """The control catalog (policies/controls.yml): the fixed limits the checks hold records to."""
+    return load_catalog()

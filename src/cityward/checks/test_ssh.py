@@ -10,7 +10,6 @@ import subprocess
 import paramiko
 import pytest
 
-from cityward.catalog import load_catalog
 from cityward.checks.applied import applied
 from cityward.checks.sshd_live import live_and_configured, offer
 
@@ -41,10 +40,6 @@ def applied_ssh(host):
     """What the ssh role recorded it applied: the expected values (evidence missing fails)."""
     return applied(host, "ssh")
 
-
-@pytest.fixture(scope="module")
-def catalog():
-    return load_catalog()
 
 
 def _probe(endpoint, user="cityward-probe"):
@@ -122,6 +117,8 @@ def test_only_modern_algorithms_configured(sshd_effective, applied_ssh, catalog)
     plain = [mac for mac in sshd_effective.get("macs", "").split(",") if "etm" not in mac]
     if plain:
         problems.append(f"sshd -T macs: expected encrypt-then-MAC only, found {plain}")
+    if sshd_effective.get("compression") != "no":
+        problems.append(f"sshd -T compression: expected 'no', found {sshd_effective.get('compression')!r}")
     assert not problems, "\n".join(problems)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import secrets
 from datetime import UTC, datetime
 
 import pytest
@@ -43,6 +44,7 @@ AUDITED = [
     ("identity: gshadow", r"^-w /etc/gshadow -p wa\b"),
     ("privilege use: sudo", r"^-w /usr/bin/sudo -p x\b"),
     ("privilege use: su", r"^-w /usr/bin/su -p x\b"),
+    ("commands run as root by a logged-in person", r"^-a always,exit -F arch=b64 -S execve -F euid=0 -F auid>=1000 "),
     ("sudoers", r"^-w /etc/sudoers -p wa\b"),
     ("sudoers.d", r"^-w /etc/sudoers.d -p wa\b"),
     ("sshd_config", r"^-w /etc/ssh/sshd_config -p wa\b"),
@@ -188,8 +190,30 @@ def test_auditd_runs_with_the_rules_loaded(state, in_container):
         not_applicable(NOT_IN_CONTAINER.format(why="the kernel audit system is the host's and not namespaced"))
     assert state["auditd_active"][1].strip() == "active"
     live = state["auditctl_rules"][1]
-    for key in ("identity", "privileged", "sudoers", "sshd_config", "pam", "time-change", "modules"):
+    for key in ("identity", "privileged", "root-commands", "sudoers", "sshd_config", "pam", "time-change", "modules"):
         assert f"key={key}" in live or f"-k {key}" in live, f"no live audit rule with key {key}"
+
+
+@pytest.mark.control("CW-LOG-01")
+def test_a_command_run_as_root_is_audited_with_its_login_account(host, in_container):
+    """The audit's own session is a person's or the automation account's login made root by sudo:
+    a harmless command it runs carrying a random marker must reach the audit trail under the
+    root-commands key, with the login account (auid) kept."""
+    if in_container:
+        not_applicable(NOT_IN_CONTAINER.format(why="the kernel audit system is the host's and not namespaced"))
+    loginuid = host.run("cat /proc/self/loginuid").stdout.strip()
+    if not loginuid.isdigit() or not 1000 <= int(loginuid) < 4294967295:
+        not_applicable(f"not applicable: the audit's session has no login account to trace (loginuid {loginuid!r}); "
+                       "the rule itself is checked above")
+    marker = f"cityward-audit-{secrets.token_hex(6)}"
+    host.run(f"/usr/bin/test {marker} = {marker}")
+    trail = host.run("ausearch --input-logs -k root-commands -ts recent -i").stdout
+    records = [block for block in trail.split("----") if marker in block]
+    assert records, (f"no audit record with key root-commands for a command run as root (marker {marker}) "
+                     "in the last 10 minutes")
+    account = host.run(f"getent passwd {loginuid} | cut -d: -f1").stdout.strip() or loginuid
+    assert any(f"auid={account} " in block for block in records), (
+        f"the record of the marked command does not name the login account {account!r}: {records[0].strip()}")
 
 
 @pytest.mark.control("CW-LOG-05")

@@ -86,6 +86,8 @@ GOOD = {
     "_kernel_sysctl_network": {"net.ipv4.ip_forward": 0},
     "_kernel_sysctl_kernel": {"kernel.kptr_restrict": 2},
     "_kernel_sysctl_coredump": {"fs.suid_dumpable": 0},
+    # patching
+    "_patching_needrestart": {"restart": "l", "kernelhints": -1},
     "kernel_router": False,
     "kernel_sysctl_extra": {"kernel.kptr_restrict": 1, "net.ipv4.tcp_rmem": "4096 87380 6291456"},
     # logging
@@ -218,6 +220,7 @@ NOT_INVENTORY = {
     "_logging_ntp_ca_file",
     "_logging_forwarding",
     "_patching_day_names",
+    "_patching_needrestart",
     "_patching_mirror_ca_file",
     "_update_mirror_https",
     "_update_mirror_tls_cert_file",

@@ -1,5 +1,6 @@
 """The pure rules behind the patching and update-mirror audit checks (src/cityward/checks/
-patch_evidence.py) and the source parsing of the patching fact script: each must be able to fail."""
+patch_evidence.py, needrestart's configuration order in checks/test_patching.py), and the source
+and needrestart parsing of the patching fact script: each must be able to fail."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import jinja2
 import pytest
+import yaml
 
 from cityward.checks.patch_evidence import (
     approved_mirrors,
@@ -25,6 +28,7 @@ from cityward.checks.patch_evidence import (
     unapproved_uris,
     valid_signer,
 )
+from cityward.checks.test_patching import NEEDRESTART_CONF, needrestart_settings, nrconf_assignments
 
 FACT_SCRIPT = Path(__file__).resolve().parents[2] / "roles/patching/files/cityward_patching_pending.fact"
 
@@ -171,6 +175,131 @@ def test_the_fact_reads_one_line_sources_with_their_signed_by(tmp_path):
         {"file": str(listing), "types": ["deb-src"], "uris": ["http://unsigned.example/debian"],
          "suites": ["bookworm"], "components": ["main"], "signed_by": []},
     ]
+
+
+# --- CW-PATCH-03: services running replaced code (needrestart) ----------------------------------
+
+# needrestart -b -r l -k -l on a VM with outdated services (README.batch.md's format: SVC lines
+# sorted case-insensitively, containers and sessions on lines of their own).
+NEEDRESTART_OUTDATED = """NEEDRESTART-VER: 3.6
+NEEDRESTART-KCUR: 6.1.0-25-amd64
+NEEDRESTART-KEXP: 6.1.0-28-amd64
+NEEDRESTART-KSTA: 3
+NEEDRESTART-SVC: systemd-journald.service
+NEEDRESTART-SVC: cron.service
+NEEDRESTART-SVC: ssh.service
+NEEDRESTART-CONT: LXC web1
+NEEDRESTART-SESS: operator @ session #28017
+"""
+# The same in a container: nothing outdated, and no kernel lines (needrestart skips the kernel there).
+NEEDRESTART_CURRENT = "NEEDRESTART-VER: 3.8\n"
+
+
+@pytest.mark.control("CW-PATCH-03")
+def test_the_fact_reads_needrestarts_services_and_kernel_status():
+    fact = _fact_module()
+    assert fact.needrestart_batch(NEEDRESTART_OUTDATED) == (["cron.service", "ssh.service",
+                                                             "systemd-journald.service"], 3)
+    assert fact.needrestart_batch(NEEDRESTART_CURRENT) == ([], None)
+    assert fact.needrestart_batch("NEEDRESTART-VER: 3.6\nNEEDRESTART-KCUR: 6.1.0-28-amd64\n"
+                                  "NEEDRESTART-KSTA: 1\n") == ([], 1)
+
+
+@pytest.mark.control("CW-PATCH-03")
+@pytest.mark.parametrize("text", ["", "Scanning processes...\nNo services need to be restarted.\n",
+                                  "NEEDRESTART-VER: 3.6\nNEEDRESTART-KSTA: ?\n"])
+def test_what_is_not_needrestarts_batch_output_is_refused(text):
+    with pytest.raises(ValueError):
+        _fact_module().needrestart_batch(text)
+
+
+def _fake_needrestart(tmp_path, monkeypatch, body: str):
+    """The fact module, finding a needrestart that is `body` (a shell script) and running as root."""
+    fact = _fact_module()
+    binary = tmp_path / "needrestart"
+    binary.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'args'}\n{body}\n", encoding="utf-8")
+    binary.chmod(0o755)
+    monkeypatch.setattr(fact.shutil, "which", lambda name, path=None: str(binary) if name == "needrestart" else None)
+    monkeypatch.setattr(fact.os, "geteuid", lambda: 0)
+    return fact
+
+
+@pytest.mark.control("CW-PATCH-03")
+def test_the_fact_runs_needrestart_in_batch_list_mode(tmp_path, monkeypatch):
+    fact = _fake_needrestart(tmp_path, monkeypatch, f"cat <<'EOF'\n{NEEDRESTART_OUTDATED}EOF")
+    assert fact.restart_state() == {"restart_needed": ["cron.service", "ssh.service", "systemd-journald.service"],
+                                    "kernel_status": 3}
+    assert (tmp_path / "args").read_text().split() == ["-b", "-r", "l", "-k", "-l"]
+
+
+@pytest.mark.control("CW-PATCH-03")
+@pytest.mark.parametrize(("body", "why"), [
+    ("echo 'Error parsing /etc/needrestart/conf.d/60-cityward.conf' >&2; exit 1", "failed (exit 1): Error parsing"),
+    ("echo 'Scanning processes...'", "not needrestart's batch output"),
+])
+def test_a_failing_needrestart_is_an_unknown_never_an_empty_list(tmp_path, monkeypatch, body, why):
+    found = _fake_needrestart(tmp_path, monkeypatch, body).restart_state()
+    assert found["restart_needed"] is None and found["kernel_status"] is None
+    assert why in found["restart_error"]
+
+
+@pytest.mark.control("CW-PATCH-03")
+def test_without_needrestart_or_root_the_services_are_unknown(tmp_path, monkeypatch):
+    fact = _fake_needrestart(tmp_path, monkeypatch, "echo NEEDRESTART-VER: 3.6")
+    monkeypatch.setattr(fact.os, "geteuid", lambda: 1000)
+    assert fact.restart_state() == {"restart_needed": None, "kernel_status": None,
+                                    "restart_error": "needrestart lists the services to restart only when run as root"}
+    monkeypatch.setattr(fact.shutil, "which", lambda name, path=None: None)
+    assert fact.restart_state() == {"restart_needed": None, "kernel_status": None,
+                                    "restart_error": "needrestart is not installed"}
+
+
+# needrestart.conf as Debian ships it: its settings commented out, conf.d included at the end.
+DEBIAN_NEEDRESTART_CONF = """# Restart mode: (l)ist only, (i)nteractive or (a)utomatically.
+#$nrconf{restart} = 'i';
+#$nrconf{kernelhints} = -1;
+
+# Read additional config snippets.
+if(-d q(/etc/needrestart/conf.d)) {
+      foreach my $fn (sort </etc/needrestart/conf.d/*.conf>) {
+              eval do { local(@ARGV, $/) = $fn; <>};
+      }
+}
+"""
+OURS = "/etc/needrestart/conf.d/60-cityward.conf"
+# The role's drop-in, rendered from the values the role applies and records (vars/main.yml).
+_ROLE = FACT_SCRIPT.parents[1]
+_NEEDRESTART = yaml.safe_load((_ROLE / "vars" / "main.yml").read_text(encoding="utf-8"))["_patching_needrestart"]
+OURS_TEXT = jinja2.Template((_ROLE / "templates" / "needrestart-list-only.conf.j2").read_text(encoding="utf-8")).render(
+    _patching_needrestart=_NEEDRESTART)
+
+
+@pytest.mark.control("CW-PATCH-03")
+def test_the_role_drop_in_sets_list_only_mode():
+    assert nrconf_assignments(OURS_TEXT) == {"restart": "l", "kernelhints": "-1"}
+    assert nrconf_assignments("# $nrconf{restart} = 'a';\n  $nrconf{'restart'} = \"a\"; # later wins\n"
+                              "$nrconf{restart}='i';\n") == {"restart": "i"}
+
+
+@pytest.mark.control("CW-PATCH-03")
+def test_a_later_drop_in_wins_and_an_earlier_one_does_not():
+    files = {NEEDRESTART_CONF: DEBIAN_NEEDRESTART_CONF, OURS: OURS_TEXT,
+             "/etc/needrestart/conf.d/10-vendor.conf": "$nrconf{restart} = 'a';\n"}
+    settings, read = needrestart_settings(files)
+    assert settings["restart"] == ("l", OURS) and settings["kernelhints"] == ("-1", OURS)
+    assert read == [NEEDRESTART_CONF, "/etc/needrestart/conf.d/10-vendor.conf", OURS]
+    files["/etc/needrestart/conf.d/90-vendor.conf"] = "$nrconf{restart} = 'a';\n"
+    settings, _ = needrestart_settings(files)
+    assert settings["restart"] == ("a", "/etc/needrestart/conf.d/90-vendor.conf")
+
+
+@pytest.mark.control("CW-PATCH-03")
+def test_needrestart_conf_after_its_include_or_without_it():
+    after = {NEEDRESTART_CONF: DEBIAN_NEEDRESTART_CONF + "$nrconf{restart} = 'a';\n", OURS: OURS_TEXT}
+    assert needrestart_settings(after)[0]["restart"] == ("a", NEEDRESTART_CONF)
+    without = {NEEDRESTART_CONF: "$nrconf{restart} = 'i';\n", OURS: OURS_TEXT}
+    settings, read = needrestart_settings(without)
+    assert settings["restart"] == ("i", NEEDRESTART_CONF) and read == [NEEDRESTART_CONF]
 
 
 # --- CW-PATCH-07: pending updates against the SLA --------------------------------------------------

@@ -1,6 +1,7 @@
 """Patching controls (role patching), read from the host and never changed: the sources APT
 trusts and the index it verified, what unattended-upgrades may install and when the timers
-really fire (systemd's own schedule), the reboot policy, the local fact and the pending report.
+really fire (systemd's own schedule), the reboot policy, needrestart listing (never restarting)
+the services running replaced code, the local fact and the pending report.
 
 The expected values (origins, maintenance window, reboot policy, mirrors, keyring, pinned key,
 report path) are what the patching role recorded it applied (cityward_patching.fact, after every
@@ -37,6 +38,12 @@ TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 FACT = "/etc/ansible/facts.d/cityward_patching_pending.fact"
 SOURCES = "/etc/apt/sources.list.d/debian.sources"
 APPLIED = "the patching role's record (cityward_patching.fact)"
+# needrestart reads needrestart.conf, whose last lines evaluate conf.d/*.conf in sorted order (Perl's
+# sort: byte order): for each setting the last assignment read wins.
+NEEDRESTART_CONF = "/etc/needrestart/needrestart.conf"
+NEEDRESTART_DROPINS = "/etc/needrestart/conf.d"
+NRCONF = re.compile(r"""^[ \t]*\$nrconf\{\s*(['"]?)(\w+)\1\s*\}\s*=\s*(?:'([^']*)'|"([^"]*)"|(-?\d+))\s*;""",
+                    re.MULTILINE)
 UNSIGNED = re.compile(r'Allow(Unauthenticated|InsecureRepositories|DowngradeToInsecureRepositories) "(1|true|yes|on)"',
                       re.IGNORECASE)
 
@@ -55,6 +62,10 @@ def state(host):
         "policy": "apt-cache policy",
         "fact": FACT,
         "fact_mode": f"stat -c '%U %a' {FACT}",
+        "needrestart_installed": "dpkg-query -W -f='${db:Status-Status}' needrestart",
+        # Each file framed by a marker line (cat; echo: a file without a final newline ends before it).
+        "needrestart_conf": f"for f in {NEEDRESTART_CONF} {NEEDRESTART_DROPINS}/*.conf; "
+                            "do [ -f \"$f\" ] && printf '@@file %s\\n' \"$f\" && cat \"$f\" && echo; done; true",
     })
 
 
@@ -246,6 +257,91 @@ def test_pending_report_is_kept_root_only_on_the_host(host, recorded, hostvars):
     assert all(p["archive"].endswith("-security") for p in report["packages"]), report["packages"]
     found = read["mode"][1].split()
     assert found == ["root", "root", "640"], f"{path}: expected owner root:root mode 640, found {' '.join(found)}"
+
+
+def _framed_files(text: str) -> dict[str, str]:
+    """path -> content of the files a snapshot printed each after an '@@file <path>' line."""
+    return dict(re.findall(r"^@@file (\S+)\n(.*?)(?=^@@file |\Z)", text, re.MULTILINE | re.DOTALL))
+
+
+def nrconf_assignments(text: str) -> dict[str, str]:
+    """The scalar $nrconf{...} assignments of one needrestart configuration file, the last one of
+    each setting winning; a commented line is none."""
+    return {match[2]: next(group for group in match.groups()[2:] if group is not None)
+            for match in NRCONF.finditer(text)}
+
+
+def needrestart_settings(files: dict[str, str]) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """The scalar $nrconf{...} settings in effect as needrestart reads `files` (path -> content):
+    needrestart.conf up to the line that includes conf.d, the conf.d/*.conf files in sorted order,
+    then the rest of needrestart.conf; the last assignment wins. Returns ({setting: (value, the file
+    that set it last)}, the files in the order read). Without that include line in needrestart.conf
+    no conf.d file is read at all."""
+    lines = files.get(NEEDRESTART_CONF, "").splitlines(keepends=True)
+    include = next((i for i, line in enumerate(lines)
+                    if NEEDRESTART_DROPINS in line and not line.lstrip().startswith("#")), None)
+    dropins = sorted(path for path in files if path.startswith(NEEDRESTART_DROPINS + "/") and path.endswith(".conf"))
+    parts = [(NEEDRESTART_CONF, "".join(lines))] if include is None else (
+        [(NEEDRESTART_CONF, "".join(lines[:include]))] + [(path, files[path]) for path in dropins]
+        + [(NEEDRESTART_CONF, "".join(lines[include:]))])
+    settings: dict[str, tuple[str, str]] = {}
+    for path, text in parts:
+        settings.update((key, (value, path)) for key, value in nrconf_assignments(text).items())
+    read = list(dict.fromkeys(path for path, _text in parts if path in files))
+    return settings, read
+
+
+@pytest.mark.control("CW-PATCH-03")
+def test_needrestart_only_lists_the_services_to_restart(state, recorded):
+    """needrestart (run by apt after every package change) is installed and, all its configuration
+    files read in its order, only lists the services running replaced code: the restart belongs in
+    the maintenance window (CW-PATCH-01), never in an apt hook. Expected values: the role's record."""
+    settings = _applied(recorded)
+    dropin = settings["needrestart_conf"]
+    expected = {"restart": str(settings["needrestart_restart"]),
+                "kernelhints": str(settings["needrestart_kernelhints"])}
+    rc, out = state["needrestart_installed"]
+    installed = out.strip() if rc == 0 else ""
+    assert installed == "installed", (
+        f"needrestart: expected installed (by the patching role), found {installed or 'not installed'}")
+    files = _framed_files(state["needrestart_conf"][1])
+    assert dropin in files, (
+        f"{dropin}: expected (written by the patching role), found missing; needrestart reads {sorted(files)}")
+    effective, read = needrestart_settings(files)
+    assert dropin in read, (
+        f"{NEEDRESTART_CONF}: expected it to read {NEEDRESTART_DROPINS}/*.conf (so {dropin} applies), "
+        f"found no include: needrestart reads only {read}")
+    own = nrconf_assignments(files[dropin])
+    for key, value in expected.items():
+        mine = own.get(key, "unset")
+        assert mine == value, (
+            f"{dropin}: $nrconf{{{key}}} expected {value!r} (applied by the patching role), found {mine!r}")
+        found, where = effective.get(key, ("unset", "-"))
+        assert found == value, (
+            f"needrestart's effective $nrconf{{{key}}}: expected {value!r} (from {dropin}, applied by the patching "
+            f"role), found {found!r} set last by {where} (files read in order: {', '.join(read)})")
+
+
+@pytest.mark.control("CW-PATCH-03")
+def test_fact_lists_the_services_running_replaced_code(state):
+    """The pending fact's restart_needed is needrestart's list (possibly empty), never an unknown:
+    null means needrestart could not answer, and the fact says why (restart_error)."""
+    rc, out = state["fact"]
+    assert rc == 0, f"evidence missing: {FACT} did not run (exit {rc}): {out.strip()[-300:]}"
+    try:
+        fact = json.loads(out)
+    except ValueError:
+        pytest.fail(f"evidence missing: {FACT} printed no JSON: {out.strip()[-300:]}", pytrace=False)
+    assert "restart_needed" in fact, f"restart_needed: expected in {FACT}, found no such key (an older script?)"
+    found = fact["restart_needed"]
+    assert isinstance(found, list), (
+        f"restart_needed: expected the list of services needrestart reports running replaced code, found {found!r}: "
+        f"{fact.get('restart_error') or 'no restart_error given'}")
+    assert all(isinstance(name, str) and name for name in found), (
+        f"restart_needed: expected service names, found {found!r}")
+    kernel = fact.get("kernel_status")
+    assert kernel is None or (type(kernel) is int and 0 <= kernel <= 3), (
+        f"kernel_status: expected needrestart's NEEDRESTART-KSTA (0-3) or null, found {kernel!r}")
 
 
 # --- CW-PATCH-05 / CW-PATCH-07: approved mirrors, pinned keys, the patch SLA ---------------------

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sourced by demo.sh and test.sh: install what is missing, skip what is there.
-#   system packages (podman, runc, debootstrap, ssh-audit), the .venv, the lab images.
+#   system packages (podman, runc, debootstrap, ssh-audit, whois for mkpasswd), the .venv, the lab images.
 set -euo pipefail
 
 CITYWARD_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,7 +10,7 @@ cd "$CITYWARD_HOME"
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 need_pkgs=()
-for pkg in podman runc debootstrap ssh-audit chromium python3-venv; do
+for pkg in podman runc debootstrap ssh-audit chromium python3-venv whois; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 # A non-Debian Python (pyenv, ...) brings its own venv; python3-venv is only for Debian's.

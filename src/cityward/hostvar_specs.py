@@ -61,6 +61,7 @@ FORMATS: dict[str, Format] = {
     "accounts_vendor_defaults": _f(NAME),
     "accounts_vendor_default_action": _f(WORD),
     "accounts_umask": _f(WORD),
+    "accounts_home_mode": _f(WORD),
     "accounts_pwquality.*": _f(WORD),
     # baseline
     "baseline_packages_absent": _f(WORD), "baseline_packages_absent_extra": _f(WORD),

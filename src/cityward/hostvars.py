@@ -59,7 +59,7 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")  # as the accounts role's prefli
 _WORD = re.compile(r"^[A-Za-z0-9_.:@%+*/=!,;#-]*$")
 _PORT = re.compile(r"^(?:(?:tcp|udp)/)?(\d{1,5})$")
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~%/+-]*)?$")
-_CRYPT = re.compile(r"^\$(y|gy|7|6|5|2[aby])\$")
+_CRYPT = re.compile(r"^\$y\$[^$]+\$[^$]+\$[^$]+$")
 MFA_METHODS = ("totp", "fido2")
 SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
                  "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
@@ -318,7 +318,7 @@ def _access(v: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         yield "cityward_breakglass_user", "no break-glass account: the console must stay usable if SSH or MFA fails"
     hashed = v.get(hash_var)
     if isinstance(hashed, str) and not _templated(hashed) and not _CRYPT.match(hashed):
-        yield hash_var, "not a crypt hash (from `mkpasswd -m yescrypt`, kept in ansible-vault)"
+        yield hash_var, "not a yescrypt hash (make it with `mkpasswd -m yescrypt`, keep it in ansible-vault; CW-ACC-02)"
     names: list[str] = []
     field = "accounts_operators" if "accounts_operators" in v else "cityward_operators"
     for index, entry in enumerate(operators if isinstance(operators, list) else []):

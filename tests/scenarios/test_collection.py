@@ -170,7 +170,7 @@ def city(tmp_path_factory, container) -> City:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice@city", "-f", str(operator / "alice")],
                    check=True, timeout=60)
     password = secrets.token_urlsafe(18)
-    hashed = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True,
+    hashed = subprocess.run(["mkpasswd", "-m", "yescrypt", "-s"], input=password, capture_output=True, text=True,
                             check=True, timeout=60).stdout.strip()
     seed = pyotp.random_base32()
     city.secrets.update({"break-glass password": password, "break-glass hash": hashed, "TOTP seed": seed})

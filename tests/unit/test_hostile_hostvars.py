@@ -136,7 +136,10 @@ CASES = [
     ({"cityward_operators": [{"name": "alice", "ssh_keys": [KEY]}], "ansible_user": "bob"}, "ansible_user",
      "would be locked out"),
     ({"cityward_breakglass_user": ""}, "cityward_breakglass_user", "no break-glass account"),
-    ({"cityward_breakglass_password_hash": "hunter2"}, "cityward_breakglass_password_hash", "not a crypt hash"),
+    ({"cityward_breakglass_password_hash": "hunter2"}, "cityward_breakglass_password_hash", "not a yescrypt hash"),
+    # SHA-512 crypt with default rounds: what Lynis AUTH-9229 flags (CW-ACC-02 takes yescrypt only)
+    ({"cityward_breakglass_password_hash": "$6$cwsalt$" + "a" * 86}, "cityward_breakglass_password_hash",
+     "not a yescrypt hash"),
     # dates that record the past
     ({"cityward_device": {"training_last_completed": "2027-01-01"}}, "cityward_device.training_last_completed",
      "in the future"),

@@ -6,10 +6,10 @@ The expected values are those the accounts and mfa roles recorded they applied
 from __future__ import annotations
 
 import re
+import shlex
 
 import pytest
 
-from cityward.catalog import load_catalog
 from cityward.checks.applied import applied
 
 # A umask must take at least these bits away: group write, everything for others (CW-ACC-06).
@@ -59,10 +59,6 @@ def applied_mfa(host):
     return applied(host, "mfa")
 
 
-@pytest.fixture(scope="module")
-def catalog():
-    return load_catalog()
-
 
 @pytest.mark.control("CW-ACC-01")
 def test_faillock_locks_and_unlocks_in_sshd_and_sudo(host, applied_accounts, catalog):
@@ -93,6 +89,26 @@ def test_password_quality_enforced(host, applied_accounts, catalog):
         assert value >= bound, (f"pwquality {key} {value} (applied by the accounts role): "
                                 f"expected at least {bound} (CW-ACC-02 {key}_min)")
     assert "pam_pwquality.so" in host.file("/etc/pam.d/common-password").content_string, "no pam_pwquality"
+
+
+@pytest.mark.control("CW-ACC-02")
+def test_passwords_are_hashed_with_yescrypt(host, applied_accounts, catalog):
+    """What hashes a new password (pam_unix for passwd, login.defs for chpasswd and newusers) and
+    every usable hash already in /etc/shadow. Only account names and scheme IDs leave the host."""
+    scheme = applied_accounts["password_hash"]
+    found = re.findall(r"^\s*ENCRYPT_METHOD\s+(\S+)", host.file("/etc/login.defs").content_string, re.MULTILINE)
+    _same("login.defs ENCRYPT_METHOD", [scheme.upper()], found)
+    unix = [line.split() for line in host.file("/etc/pam.d/common-password").content_string.splitlines()
+            if line.startswith("password") and "pam_unix.so" in line]
+    assert unix and all(scheme in words for words in unix), (
+        f"/etc/pam.d/common-password: expected pam_unix with {scheme} (applied by the accounts role), found {unix}")
+    patterns = catalog.get("CW-ACC-02").patterns("password_hash_patterns")
+    # Locked (!, *) and empty fields hold no usable password; the rest print as "name $id$".
+    usable = host.check_output(
+        r"""awk -F: '$2 != "" && $2 !~ /^[!*]/ { split($2, f, "$"); print $1, "$" f[2] "$" }' /etc/shadow""")
+    weak = [line for line in usable.splitlines() if not any(re.search(p, line.split()[1]) for p in patterns)]
+    assert not weak, (f"/etc/shadow: expected every usable password hash to match {patterns} (CW-ACC-02 "
+                      f"password_hash_patterns), found account and scheme {weak}; the account sets its password again")
 
 
 @pytest.mark.control("CW-ACC-03")
@@ -148,6 +164,23 @@ def test_umask_and_idle_timeout_for_login_shells(host, applied_accounts, catalog
     found = re.findall(r"^\s*UMASK\s+(\S+)", host.file("/etc/login.defs").content_string, re.MULTILINE)
     _same("login.defs UMASK", [f"{int(umask, 8):04o}"], [f"{int(value, 8):04o}" for value in found])
     assert "pam_umask.so" in host.file("/etc/pam.d/sshd").content_string
+
+
+@pytest.mark.control("CW-ACC-06")
+def test_homes_of_login_accounts_closed_to_others(host, passwd, applied_accounts):
+    """login.defs makes new homes with the mode applied; no person's login account (UID 1000..59999,
+    a login shell) has a home others can enter or its group can write (750 or stricter)."""
+    mode = applied_accounts["home_mode"]
+    assert int(mode, 8) & _UMASK_REQUIRED == 0, (
+        f"home mode {mode} (applied by the accounts role): expected 750 or stricter (no bit of {_UMASK_REQUIRED:03o})")
+    found = re.findall(r"^\s*HOME_MODE\s+(\S+)", host.file("/etc/login.defs").content_string, re.MULTILINE)
+    _same("login.defs HOME_MODE", [f"{int(mode, 8):04o}"], [f"{int(value, 8):04o}" for value in found])
+    homes = [row[5] for row in passwd.values()
+             if row[2].isdigit() and 1000 <= int(row[2]) < 60000 and not re.search(r"/(nologin|false)$", row[6])]
+    assert homes, "no login account with a home to check"
+    listing = host.check_output("stat -c '%n %a' -- " + " ".join(map(shlex.quote, homes)) + " 2>/dev/null; true")
+    loose = [line for line in listing.splitlines() if int(line.rsplit(" ", 1)[1], 8) & _UMASK_REQUIRED]
+    assert not loose, f"homes open to others or writable by their group (path, mode): expected none, found {loose}"
 
 
 @pytest.mark.control("CW-ACC-07")

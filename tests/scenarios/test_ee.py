@@ -184,9 +184,7 @@ def runs(tmp_path_factory):
         done = {"image": ee["image"], "ee_ip": ee_ip, "runs": {}}
         for ident, playbook, cmdline in (("cw-ee-check", "cityward-site.yml", "--check --diff"),
                                          ("cw-ee-apply", "cityward-site.yml", ""),
-                                         # The EE image does not carry the scanners yet (ssh-audit, Lynis):
-                                         # this proves the audit's path through AWX, not CW-GOV-07.
-                                         ("cw-ee-audit", "cityward-audit.yml", "-e cityward_audit_scanners=false")):
+                                         ("cw-ee-audit", "cityward-audit.yml", "")):
             folder = _private_data_dir(base / ident, key, target_ip, ee_ip, gateway)
             run = _run(folder, ident, playbook, ee["image"], network, ee_ip, cmdline)
             done["runs"][ident] = run
@@ -253,6 +251,28 @@ def test_audit_in_the_ee_publishes_a_passing_verdict_and_the_evidence(runs):
     out = run.folder / Path(verdict["report"]).parent.relative_to("/runner")
     sbom = json.loads((out / "sbom" / f"{TARGET}.cdx.json").read_text(encoding="utf-8"))
     assert sbom["specVersion"] == "1.5" and len(sbom["components"]) > 100
+
+
+@pytest.mark.control("CW-GOV-07")
+def test_audit_in_the_ee_runs_both_scanners_and_leaves_nothing_on_the_host(runs):
+    """The EE carries both independent scanners: ssh-audit (requirements.txt) scans the host's sshd
+    from the EE, and Lynis, taken from the EE's own lynis package (bindep.txt), is copied to the
+    host for the run and removed after; CW-GOV-07 passes on the host."""
+    run = runs["runs"]["cw-ee-audit"]
+    verdict = run.stats()["artifact_data"]["cityward_audit"]
+    out = run.folder / Path(verdict["report"]).parent.relative_to("/runner")
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    cell = report["aggregate"]["controls"]["CW-GOV-07"]["hosts"][TARGET]
+    assert cell["status"] == "passed", cell
+    evidence = json.loads((out / "scanners" / f"{TARGET}.json").read_text(encoding="utf-8"))
+    scanners = {scanner["name"]: scanner for scanner in evidence["scanners"]}
+    assert {name: (s["status"], s["error"]) for name, s in scanners.items()} == {
+        "ssh-audit": ("ran", ""), "lynis": ("ran", "")}, scanners
+    assert scanners["ssh-audit"]["version"] == "2.5.0"
+    lynis = scanners["lynis"]
+    # The lab EE is Debian 12: Lynis comes from its installed package, not from a downloaded one.
+    assert lynis["summary"]["source"] == "/usr/sbin/lynis" and lynis["summary"]["package"].startswith("3.0.8-"), lynis
+    assert lynis["leftover"] == [] and lynis["summary"]["hardening_index"] > 0
 
 
 @pytest.mark.control("CW-RES-08")

@@ -82,6 +82,19 @@ def test_the_definition_installs_this_release_and_an_ssh_client():
     assert "openssh-clients [platform:rpm]" in bindep and "openssh-client [platform:dpkg]" in bindep
 
 
+def test_the_ee_carries_lynis_from_debian_or_from_epel(context):
+    """Lynis for the audit's scanners (CW-GOV-07): Debian's package, or EPEL's on UBI, whose
+    repository the final image gets before it installs bindep.txt's packages (not bindep's `epel`
+    profile, which ansible-builder installs on CentOS images only)."""
+    bindep = (AWX / "bindep.txt").read_text().splitlines()
+    assert "lynis [platform:dpkg]" in bindep and "lynis [platform:rpm]" in bindep
+    assert not [line for line in bindep if re.search(r"\[.*\bepel\b", line)]
+    final = _stages((context / "Containerfile").read_text())["final"]
+    epel = final.index("rpm -i https://dl.fedoraproject.org/pub/epel/epel-release-latest-9.noarch.rpm")
+    assert final.index("rpm --import https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL-9") < epel
+    assert epel < final.index("RUN /output/scripts/install-from-bindep")
+
+
 def test_the_awx_folder_names_nothing_outside_itself():
     """A shop gets awx/ alone (in the collection, or copied): every file the definition names is
     next to it, and no requirement is a path into a checkout."""
@@ -111,7 +124,7 @@ def test_the_lab_ee_reads_the_same_requirements():
     names = [re.split(r"[<>=!~ ]", r)[0] for r in definition.python]
     assert "cityward" not in names, "the cityward wheel built from the checkout replaces the released one"
     assert {"ssh-audit", "ansible-core", "ansible-runner"} <= set(names)
-    assert definition.packages == ("openssh-client",)
+    assert definition.packages == ("openssh-client", "lynis")
     assert definition.collections == ("cityward.hardening",)
 
 
@@ -122,6 +135,9 @@ def test_the_lab_ee_reads_the_same_requirements():
     ("libxml2-dev [platform:dpkg test]", False),
     ("gcc [!platform:dpkg]", False),
     ("rsync [platform:rpm platform:debian]", True),
+    ("lynis [platform:dpkg]", True),
+    ("lynis [platform:rpm]", False),
+    ("lynis [platform:rpm epel]", False),
 ])
 def test_bindep_entries_for_debian(line, wanted):
     assert (ee.dpkg_packages(f"# comment\n{line}\n") == [line.split()[0]]) is wanted
@@ -145,7 +161,7 @@ def test_the_lab_containerfile_has_the_ee_layout_and_never_reaches_an_index(tmp_
                    {"ansible_collections/cityward/hardening/MANIFEST.json": MANIFEST})
     text = ee.containerfile(definition, wheel, "localhost/cityward-debian:bookworm")
     assert text.startswith("FROM localhost/cityward-debian:bookworm\n")
-    assert re.search(r"apt-get install -y -q --no-install-recommends dumb-init openssh-client python3-venv", text)
+    assert re.search(r"apt-get install -y -q --no-install-recommends dumb-init lynis openssh-client python3-venv", text)
     installs = [line for line in text.splitlines() if "pip install" in line]
     assert len(installs) == 2 and all("--no-index" in line for line in installs)
     assert f"/output/cityward/{wheel.name} ssh-audit==2.5.0 'ansible-core>=2.19,<2.20'" in text

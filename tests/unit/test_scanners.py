@@ -5,8 +5,11 @@ the aggregate showing each finding next to its control."""
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
+import shutil
+import subprocess
 import tarfile
 import textwrap
 import types
@@ -231,6 +234,110 @@ def test_a_missing_lynis_package_is_recorded_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(lynis, "package", no_package)
     result, _ = lynis.run(types.SimpleNamespace(), tmp_path, "plc-01")
     assert result.status == MISSING and "apt-get download lynis" in result.error
+
+
+# Where Debian's and EPEL's lynis packages put its files (lynis.py's PROGRAMS, PLUGIN_DIRS).
+DEBIAN = {"program": "usr/sbin/lynis", "plugins": "etc/lynis/plugins"}
+EPEL = {"program": "usr/bin/lynis", "plugins": "usr/share/lynis/plugins"}
+DPKG_STATUS = """\
+Package: lynis
+Status: install ok installed
+Architecture: all
+Version: 3.0.8-1.1
+Description: security auditing tool for Unix based systems
+
+"""
+
+
+def _installed_lynis(root: Path, layout: dict[str, str], says: str = "3.1.3") -> Path:
+    """A stand-in for a lynis package's files as installed under root, laid out as `layout` (the
+    same names as the real ones; its program answers --version with `says`)."""
+    files = {layout["program"]: f"#!/bin/sh\necho {says}\n", "usr/share/lynis/include/functions": "# functions\n",
+             "usr/share/lynis/include/consts": "# consts\n", "usr/share/lynis/db/tests.db": "SSH-7408:test:\n",
+             "usr/share/lynis/db/languages/en": "GEN_DEBUG_MODE=debug\n",
+             f"{layout['plugins']}/custom_plugin.template": "# plugin\n", "etc/lynis/default.prf": "quick=no\n"}
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (root / layout["program"]).chmod(0o755)
+    return root
+
+
+def _members(pkg: lynis.Package) -> dict[str, tuple[int, int, str]]:
+    with tarfile.open(fileobj=io.BytesIO(pkg.tarball)) as tar:
+        return {m.name: (m.uid, m.mode, m.uname) for m in tar.getmembers()}
+
+
+# The run folder sent to every host, whatever Lynis was taken from (the remote side expects it).
+PACKED = {"lynis/lynis", "lynis/include", "lynis/include/functions", "lynis/include/consts", "lynis/db",
+          "lynis/db/tests.db", "lynis/db/languages", "lynis/db/languages/en", "lynis/plugins",
+          "lynis/plugins/custom_plugin.template", "lynis/default.prf", "lynis/custom.prf"}
+
+
+@pytest.mark.parametrize(("layout", "package_db", "version"), [
+    # Debian's package: dpkg's record gives its version (without dpkg-query, `lynis --version`).
+    (DEBIAN, True, "3.0.8-1.1" if shutil.which("dpkg-query") else "3.1.3"),
+    # EPEL's: no package database under this root, so `lynis --version` gives it.
+    (EPEL, False, "3.1.3"),
+], ids=["debian", "epel"])
+def test_an_installed_lynis_package_is_packed_as_the_run_folder_with_its_version(tmp_path, layout, package_db,
+                                                                                 version):
+    root = _installed_lynis(tmp_path / "root", layout)
+    if package_db:
+        (root / "var/lib/dpkg").mkdir(parents=True)
+        (root / "var/lib/dpkg/status").write_text(DPKG_STATUS)
+    cache = tmp_path / "cache"
+    pkg = lynis.package(cache, root=root)
+    assert pkg.version == version
+    assert pkg.source == str(root / layout["program"])
+    members = _members(pkg)
+    assert set(members) == PACKED
+    assert {owner for owner in members.values() if owner[0] != 0 or owner[2] != "root"} == set()
+    assert members["lynis/lynis"][1] == 0o750 and members["lynis/include"][1] == 0o750
+    assert members["lynis/include/functions"][1] == 0o640 and members["lynis/default.prf"][1] == 0o640
+    with tarfile.open(fileobj=io.BytesIO(pkg.tarball)) as tar:
+        assert tar.extractfile("lynis/lynis").read() == (root / layout["program"]).read_bytes()
+        assert tar.extractfile("lynis/custom.prf").read().decode() == lynis.CUSTOM_PROFILE
+    # Found without downloading anything, and packed once per process.
+    assert not cache.exists()
+    assert lynis.package(cache, root=root) is pkg
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb to build a .deb")
+def test_the_cached_deb_comes_first_and_gives_the_same_run_folder(tmp_path):
+    debian = _installed_lynis(tmp_path / "debian", DEBIAN, says="3.0.8")
+    (debian / "DEBIAN").mkdir()
+    (debian / "DEBIAN/control").write_text("Package: lynis\nVersion: 3.0.8-1.1\nArchitecture: all\n"
+                                           "Maintainer: test <test@example.org>\nDescription: stand-in\n")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(debian), str(cache / "lynis_3.0.8-1.1_all.deb")],
+                   check=True, capture_output=True)
+    epel = _installed_lynis(tmp_path / "epel", EPEL)
+    from_deb = lynis.package(cache, root=epel)
+    assert (from_deb.version, from_deb.source) == ("3.0.8-1.1", str(cache / "lynis_3.0.8-1.1_all.deb"))
+    assert _members(from_deb) == _members(lynis.package(tmp_path / "empty", root=epel))
+
+
+def test_no_cached_deb_and_no_installed_lynis_is_missing_naming_both_ways(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-commands"))  # nothing to download with either
+    cache, root, package = tmp_path / "cache", tmp_path / "root", lynis.package
+    with pytest.raises(FileNotFoundError) as raised:
+        package(cache, root=root)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(f"no Lynis: Debian's lynis package is not in {cache} ")
+    assert f"no lynis system package is installed ({root}/usr/sbin/lynis or {root}/usr/bin/lynis)" in message
+    assert message.endswith(f"run scripts/bootstrap.sh (or `apt-get download lynis` in {cache}), or install the "
+                            "lynis package (Debian: apt-get install lynis; UBI/RHEL: EPEL's lynis)")
+    monkeypatch.setattr(lynis, "package", functools.partial(package, cache, root=root))
+    result, report = lynis.run(types.SimpleNamespace(), tmp_path / "scanners", "plc-01")
+    assert (result.status, result.error, report) == (MISSING, message, {})
+    # A program without the rest of the package is named as incomplete, not used.
+    _installed_lynis(root, EPEL)
+    shutil.rmtree(root / "usr/share/lynis/db")
+    with pytest.raises(FileNotFoundError) as raised:
+        package(cache, root=root)
+    assert f"and the installed lynis is incomplete ({root}/usr/share/lynis/db missing): " in str(raised.value)
 
 
 def test_the_collector_writes_the_evidence_with_dispositions_and_fixed_entries(tmp_path, monkeypatch):

@@ -1,15 +1,18 @@
-"""Lynis, from Debian's package, run on the audited host and removed after (CW-GOV-07).
+"""Lynis, from a system package's files, run on the audited host and removed after (CW-GOV-07).
 
-Nothing is installed on the host. The controller downloads Debian's lynis package once
-(`apt-get download lynis` into cityward's cache, cityward.paths.cache_dir()/lynis/; scripts/bootstrap.sh
-fetches it too) and unpacks it (`dpkg-deb -x`). For each host it packs the tree Lynis runs from
-(its script, include/, db/, plugins/, Debian's default.prf and cityward's custom.prf below) as a
-gzip'd tar owned by root, sends it base64'd in chunks over the connection the audit uses for that
-host (testinfra's `host.run`: the same for Podman and SSH hosts; a command line carries at most
-128 KiB), unpacks it into a fresh `mktemp -d` folder, runs `lynis audit system --usecwd --quick`
-there with its log and report in that folder, reads the report back and removes the folder, then
-checks that neither the folder nor Lynis's pid file is left (anything left is recorded, and fails
-CW-GOV-07).
+Nothing is installed on the host. The controller takes Lynis, in this order, from Debian's lynis
+package downloaded into cityward's cache (cityward.paths.cache_dir()/lynis/lynis_*_all.deb:
+scripts/bootstrap.sh runs `apt-get download lynis` there; unpacked once with `dpkg-deb -x`), or from
+a lynis package installed on the controller (what the execution environment carries: Debian's, or
+EPEL's on UBI/RHEL; its version from dpkg or rpm, else `lynis --version`), or else downloads
+Debian's into the cache. For each host it packs the tree Lynis runs from (its script, include/, db/,
+plugins/, the package's default.prf and cityward's custom.prf below: the same layout whatever the
+source) as a gzip'd tar owned by root, sends it base64'd in chunks over the connection the audit
+uses for that host (testinfra's `host.run`: the same for Podman and SSH hosts; a command line
+carries at most 128 KiB), unpacks it into a fresh `mktemp -d` folder, runs `lynis audit system
+--usecwd --quick` there with its log and report in that folder, reads the report back and removes
+the folder, then checks that neither the folder nor Lynis's pid file is left (anything left is
+recorded, and fails CW-GOV-07).
 """
 
 from __future__ import annotations
@@ -32,37 +35,55 @@ TIMEOUT = 600
 CHUNK = 64 * 1024  # base64 characters per command: well under a command line's 128 KiB
 TMP_PREFIX = "/tmp/cityward-lynis."  # noqa: S108 - on the host, made by mktemp -d (mode 0700)
 PID_FILE = "/var/run/lynis.pid"
-# On top of Debian's default.prf. The audit only reads: Lynis must not refresh the host's package
-# lists (`apt-get update`, its default before PKGS-7392); the report is for machines.
+# On top of the package's default.prf (Debian's or EPEL's). The audit only reads: Lynis must not
+# refresh the host's package lists (`apt-get update`, its default before PKGS-7392); the report is
+# for machines.
 CUSTOM_PROFILE = """\
-# cityward: Lynis in `cityward audit` (CW-GOV-07), on top of Debian's default.prf
+# cityward: Lynis in `cityward audit` (CW-GOV-07), on top of the package's default.prf
 refresh-repositories=no
 colors=no
 show-tool-tips=no
 skip-upgrade-test=yes
 """
+
+# Where a lynis package puts what Lynis runs from, relative to the file system's root. Debian's
+# (`dpkg-deb -c lynis_3.0.8-1.1_all.deb`): usr/sbin/lynis, usr/share/lynis/{include,db},
+# etc/lynis/{default.prf,plugins}. EPEL's (Fedora's lynis.spec, 3.1.3): usr/bin/lynis,
+# usr/share/lynis/{include,db,plugins}, etc/lynis/default.prf. Plugins are looked for in Lynis's own
+# order (usr/share/lynis/plugins before etc/lynis/plugins).
+PROGRAMS = ("usr/sbin/lynis", "usr/bin/lynis")
+PLUGIN_DIRS = ("usr/share/lynis/plugins", "etc/lynis/plugins")
+SHARE = "usr/share/lynis"
+DEFAULT_PROFILE = "etc/lynis/default.prf"
+VERSION_TIMEOUT = 30
 _lock = threading.Lock()
 
 
 @dataclass(frozen=True)
 class Package:
-    version: str  # the Debian package's
+    version: str  # the package's (Debian's or EPEL's), else what `lynis --version` says
     tarball: bytes  # the tree Lynis runs from, as tar.gz
+    source: str = ""  # where it was taken from: the cached .deb, or the installed program
 
 
-def _deb(folder: Path) -> Path:
+def _cached_deb(folder: Path) -> Path | None:
     debs = sorted(folder.glob("lynis_*_all.deb"))
-    if debs:
-        return debs[-1]
+    return debs[-1] if debs else None
+
+
+def _download(folder: Path) -> Path:
+    """Debian's lynis package, downloaded into folder (`apt-get download lynis`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["apt-get", "download", "lynis"], cwd=folder, capture_output=True, text=True,
-                          check=False, timeout=300)
-    debs = sorted(folder.glob("lynis_*_all.deb"))
-    if proc.returncode != 0 or not debs:
+    try:
+        proc = subprocess.run(["apt-get", "download", "lynis"], cwd=folder, capture_output=True, text=True,
+                              check=False, timeout=300)
+    except OSError as exc:
+        raise FileNotFoundError(f"`apt-get download lynis` could not run: {exc.strerror or exc}") from exc
+    deb = _cached_deb(folder)
+    if proc.returncode != 0 or deb is None:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
-        raise FileNotFoundError(f"Debian's lynis package is not in {folder} and `apt-get download lynis` failed: "
-                                f"{lines[-1] if lines else f'exit {proc.returncode}'}")
-    return debs[-1]
+        raise FileNotFoundError(f"`apt-get download lynis` failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
+    return deb
 
 
 def _tree(deb: Path) -> tuple[str, Path]:
@@ -77,12 +98,44 @@ def _tree(deb: Path) -> tuple[str, Path]:
     return version, tree
 
 
-def _pack(tree: Path) -> bytes:
+def _layout(root: Path) -> tuple[dict[str, Path], list[str]]:
+    """The run folder's members (lynis, include, db, plugins, default.prf) in a tree laid out as
+    Debian's or EPEL's package installs Lynis under root, and the ones missing there."""
+    program = next((root / p for p in PROGRAMS if (root / p).is_file()), root / PROGRAMS[0])
+    plugins = next((root / p for p in PLUGIN_DIRS if (root / p).is_dir()), root / PLUGIN_DIRS[-1])
+    members = {"lynis": program, "include": root / SHARE / "include", "db": root / SHARE / "db",
+               "plugins": plugins, "default.prf": root / DEFAULT_PROFILE}
+    missing = [str(path) for name, path in members.items()
+               if not (path.is_file() if name in ("lynis", "default.prf") else path.is_dir())]
+    return members, missing
+
+
+def _query(cmd: list[str], cwd: Path | None = None) -> str:
+    """The first line a command prints when it succeeds; empty when it fails or is not there."""
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, timeout=VERSION_TIMEOUT)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    lines = proc.stdout.strip().splitlines()
+    return lines[0].strip() if proc.returncode == 0 and lines else ""
+
+
+def installed_version(root: Path, program: Path) -> str:
+    """The installed lynis package's version: dpkg's, else rpm's, else `lynis --version` (run from
+    its share folder, where it finds include/ whatever the root); 'unknown' if none answers."""
+    dpkg = _query(["dpkg-query", f"--admindir={root / 'var/lib/dpkg'}", "-W",
+                   "-f=${db:Status-Status} ${Version}", "lynis"])
+    if dpkg.startswith("installed "):
+        return dpkg.removeprefix("installed ").strip()
+    rpm = _query(["rpm", "--root", str(root), "-q", "--qf", "%{VERSION}-%{RELEASE}", "lynis"])
+    if rpm and " " not in rpm:
+        return rpm
+    return _query([str(program), "--version"], cwd=root / SHARE) or "unknown"
+
+
+def _pack(members: dict[str, Path]) -> bytes:
     """The run folder as tar.gz: lynis, include/, db/, plugins/, default.prf, custom.prf, owned by
     root (Lynis refuses include files another user could have written)."""
-    members = [("lynis", tree / "usr/sbin/lynis"), ("include", tree / "usr/share/lynis/include"),
-               ("db", tree / "usr/share/lynis/db"), ("plugins", tree / "etc/lynis/plugins"),
-               ("default.prf", tree / "etc/lynis/default.prf")]
 
     def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
@@ -92,8 +145,10 @@ def _pack(tree: Path) -> bytes:
 
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, path in members:
-            tar.add(path, arcname=f"lynis/{name}", filter=owned_by_root)
+        for name in ("lynis", "include", "db", "plugins", "default.prf"):
+            # resolve(): a member that is a symlink (a packager's choice) goes as what it points to;
+            # symlinks inside the folders (db/languages/) stay as they are.
+            tar.add(members[name].resolve(), arcname=f"lynis/{name}", filter=owned_by_root)
         data = CUSTOM_PROFILE.encode()
         info = owned_by_root(tarfile.TarInfo("lynis/custom.prf"))
         info.size = len(data)
@@ -101,17 +156,41 @@ def _pack(tree: Path) -> bytes:
     return buffer.getvalue()
 
 
-_PACKAGE: dict[Path, Package] = {}
+def _find(folder: Path, root: Path) -> Package:
+    """The cached .deb, else the installed package, else a downloaded .deb; else one line naming both ways."""
+    deb = _cached_deb(folder)
+    if deb is None:
+        members, missing = _layout(root)
+        if not missing:
+            return Package(installed_version(root, members["lynis"]), _pack(members), str(members["lynis"]))
+        try:
+            deb = _download(folder)
+        except (OSError, subprocess.SubprocessError) as exc:
+            installed = (f"no lynis system package is installed ({' or '.join(str(root / p) for p in PROGRAMS)})"
+                         if len(missing) == len(members) else
+                         f"the installed lynis is incomplete ({', '.join(missing)} missing)")
+            raise FileNotFoundError(
+                f"no Lynis: Debian's lynis package is not in {folder} ({str(exc).strip() or type(exc).__name__}) "
+                f"and {installed}: run scripts/bootstrap.sh (or `apt-get download lynis` in {folder}), or "
+                "install the lynis package (Debian: apt-get install lynis; UBI/RHEL: EPEL's lynis)") from exc
+    version, tree = _tree(deb)
+    members, missing = _layout(tree)
+    if missing:
+        raise FileNotFoundError(f"{deb.name} does not hold what Lynis runs from: {', '.join(missing)} missing")
+    return Package(version, _pack(members), str(deb))
 
 
-def package(folder: Path | None = None) -> Package:
-    """Debian's Lynis, ready to send (downloaded and packed once per process; threads share it)."""
+_PACKAGE: dict[tuple[Path, Path], Package] = {}
+
+
+def package(folder: Path | None = None, root: Path = Path("/")) -> Package:
+    """Lynis ready to send, from the cached .deb in folder or the lynis package installed under root
+    (found and packed once per process; threads share it)."""
     folder = folder or cache_dir() / "lynis"
     with _lock:
-        if folder not in _PACKAGE:
-            version, tree = _tree(_deb(folder))
-            _PACKAGE[folder] = Package(version, _pack(tree))
-        return _PACKAGE[folder]
+        if (folder, root) not in _PACKAGE:
+            _PACKAGE[folder, root] = _find(folder, root)
+        return _PACKAGE[folder, root]
 
 
 def parse_report(text: str) -> dict:
@@ -206,6 +285,7 @@ def run(host, out: Path, name: str, pkg: Package | None = None) -> tuple[Scanner
             "suggestions": sum(f.severity == SUGGESTION for f in result.findings),
             "exceptions": report.get("exception_event", []),
             "package": pkg.version,
+            "source": pkg.source,
             "os": report.get("os_fullname", ""),
         }
         return result, report

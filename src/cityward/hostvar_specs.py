@@ -71,6 +71,7 @@ FORMATS: dict[str, Format] = {
     "baseline_aide_check_schedule": _f(TEXT),
     "baseline_file_permissions[].path": _f(PATH), "baseline_file_permissions[].owner": _f(NAME),
     "baseline_file_permissions[].group": _f(NAME), "baseline_file_permissions[].mode": _f(WORD),
+    "baseline_root_only_programs": _f(PATH),
     "baseline_banner_text": _f(MULTILINE), "baseline_motd_text": _f(MULTILINE),
     # firewall
     "firewall_zones_file": _f(PATH), "firewall_zone": _f(ZONE),

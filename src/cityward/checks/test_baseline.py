@@ -73,6 +73,11 @@ def state(host, applied_baseline):
         "timer_active": f"systemctl is-active {AIDE_TIMER}",
         "aide_exec": f"systemctl show -p ExecStart {AIDE_SERVICE}",
         "permissions": _permission_script(applied_baseline["file_permissions"]),
+        # Each program the role restricted, followed to its file: owner, group, mode, and dpkg's override.
+        "root_only": "for name in " + " ".join(map(shlex.quote, applied_baseline["root_only_programs"])) + "; do "
+                     "[ -e \"$name\" ] || continue; real=$(readlink -f -- \"$name\"); "
+                     "echo \"$real $(stat -c '%U %G %a' \"$real\") "
+                     "$(dpkg-statoverride --list \"$real\" | wc -l)\"; done",
         "issue": "cat /etc/issue",
         "motd": "cat /etc/motd",
         "os_release": "cat /etc/os-release",
@@ -262,6 +267,24 @@ def test_sensitive_files_owner_and_mode(state, applied_baseline):
     assert not wrong, "\n".join(wrong)
     for must in ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow"):
         assert must in seen, f"{must} not found"
+
+
+@pytest.mark.control("CW-BASE-05")
+def test_compilers_run_by_root_only(state, applied_baseline):
+    """Assemblers, linkers and compilers present: root's, nobody else may run or change them, and
+    dpkg keeps it so through upgrades (its statoverride). A host without any passes."""
+    rc, listing = state["root_only"]
+    assert rc == 0, f"could not read the programs the baseline role restricted: {listing}"
+    wrong = []
+    for line in listing.splitlines():
+        path, owner, group, mode, overrides = line.split()
+        if (owner, group) != ("root", "root") or int(mode, 8) & 0o027:
+            wrong.append(f"{path}: expected root:root at most 0750 (applied by the baseline role), "
+                         f"found {owner}:{group} {mode}")
+        elif overrides != "1":
+            wrong.append(f"{path}: expected a dpkg-statoverride keeping root:root at most 0750 through upgrades, "
+                         "found none")
+    assert not wrong, "\n".join(wrong)
 
 
 # --- CW-BASE-06 -------------------------------------------------------------------------------

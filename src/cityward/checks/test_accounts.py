@@ -175,12 +175,15 @@ def test_homes_of_login_accounts_closed_to_others(host, passwd, applied_accounts
         f"home mode {mode} (applied by the accounts role): expected 750 or stricter (no bit of {_UMASK_REQUIRED:03o})")
     found = re.findall(r"^\s*HOME_MODE\s+(\S+)", host.file("/etc/login.defs").content_string, re.MULTILINE)
     _same("login.defs HOME_MODE", [f"{int(mode, 8):04o}"], [f"{int(value, 8):04o}" for value in found])
-    homes = [row[5] for row in passwd.values()
-             if row[2].isdigit() and 1000 <= int(row[2]) < 60000 and not re.search(r"/(nologin|false)$", row[6])]
-    assert homes, "no login account with a home to check"
-    listing = host.check_output("stat -c '%n %a' -- " + " ".join(map(shlex.quote, homes)) + " 2>/dev/null; true")
-    loose = [line for line in listing.splitlines() if int(line.rsplit(" ", 1)[1], 8) & _UMASK_REQUIRED]
-    assert not loose, f"homes open to others or writable by their group (path, mode): expected none, found {loose}"
+    # The homes the role closes: each login account's own (it owns it), never / or a shared folder.
+    owners = {row[5]: row[2] for row in passwd.values()
+              if row[2].isdigit() and 1000 <= int(row[2]) < 60000 and not re.search(r"/(nologin|false)$", row[6])
+              and row[5] != "/"}
+    assert owners, "no login account with a home to check"
+    listing = host.check_output("stat -c '%u %a %n' -- " + " ".join(map(shlex.quote, owners)) + " 2>/dev/null; true")
+    loose = [line for line in listing.splitlines()
+             if owners.get(line.split(" ", 2)[2]) == line.split()[0] and int(line.split()[1], 8) & _UMASK_REQUIRED]
+    assert not loose, f"homes open to others or writable by their group (owner uid, mode, path): expected none, found {loose}"
 
 
 @pytest.mark.control("CW-ACC-07")

@@ -183,7 +183,8 @@ def test_homes_of_login_accounts_closed_to_others(host, passwd, applied_accounts
     listing = host.check_output("stat -c '%u %a %n' -- " + " ".join(map(shlex.quote, owners)) + " 2>/dev/null; true")
     loose = [line for line in listing.splitlines()
              if owners.get(line.split(" ", 2)[2]) == line.split()[0] and int(line.split()[1], 8) & _UMASK_REQUIRED]
-    assert not loose, f"homes open to others or writable by their group (owner uid, mode, path): expected none, found {loose}"
+    assert not loose, (f"homes open to others or writable by their group (owner uid, mode, path): "
+                       f"expected none, found {loose}")
 
 
 @pytest.mark.control("CW-ACC-07")

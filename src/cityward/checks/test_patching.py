@@ -91,6 +91,11 @@ def apt_config(state):
     return state["apt_config"][1]
 
 
+def _framed_files(text: str) -> dict[str, str]:
+    """path -> content of the files a snapshot printed each after an '@@file <path>' line."""
+    return dict(re.findall(r"^@@file (\S+)\n(.*?)(?=^@@file |\Z)", text, re.MULTILINE | re.DOTALL))
+
+
 def _minute_of_week(day: str, hhmm: str) -> int:
     hours, minutes = hhmm.split(":")[:2]
     return DAYS.index(day) * 1440 + int(hours) * 60 + int(minutes)
@@ -190,7 +195,7 @@ def test_every_source_is_signed_by_a_keyring_and_none_is_trusted(host, state, re
         assert state["legacy"][0] != 0, (
             f"the legacy one-line /etc/apt/sources.list still has entries (the patching role applied "
             f"replace_legacy_sources: true): {state['legacy'][1]}")
-    files = dict(re.findall(r"^@@file (\S+)\n(.*?)(?=^@@file |\Z)", text, re.MULTILINE | re.DOTALL))
+    files = _framed_files(text)
     assert SOURCES in files, f"{SOURCES} is missing; sources found: {sorted(files)}"
     for path, content in files.items():
         assert not re.search(r"trusted\s*[=:]\s*(yes|true|1)", content, re.IGNORECASE), f"{path} marks a source trusted"
@@ -257,11 +262,6 @@ def test_pending_report_is_kept_root_only_on_the_host(host, recorded, hostvars):
     assert all(p["archive"].endswith("-security") for p in report["packages"]), report["packages"]
     found = read["mode"][1].split()
     assert found == ["root", "root", "640"], f"{path}: expected owner root:root mode 640, found {' '.join(found)}"
-
-
-def _framed_files(text: str) -> dict[str, str]:
-    """path -> content of the files a snapshot printed each after an '@@file <path>' line."""
-    return dict(re.findall(r"^@@file (\S+)\n(.*?)(?=^@@file |\Z)", text, re.MULTILINE | re.DOTALL))
 
 
 def nrconf_assignments(text: str) -> dict[str, str]:

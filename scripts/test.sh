@@ -106,6 +106,14 @@ if ! printf '%s\n' "${scenarios[@]}" | xargs -P 2 -I{} bash -c 'run_scenario "$@
     say "$name failed: its log follows"
     cat "$logs/$name.log"
   done
+  # Last, where a reader of only the end of a long output (a CI page) still sees it: the lines
+  # that say why (Ansible's fatal and failed tasks, pytest's failures, molecule's errors).
+  for marker in "$logs"/*.failed; do
+    name=$(basename "$marker" .failed)
+    say "why $name failed (its failing lines, from $logs/$name.log)"
+    grep -E 'fatal: \[|FAILED!|failed: \[|(^|│[^ ]* )E  |FAILED |ERROR  |TIMED OUT|still running after' \
+      "$logs/$name.log" | cut -c1-400 | tail -n 40 || true
+  done
   exit 1
 fi
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cityward.lab import containers, vm
 from cityward.lab.ee import build_ee
+from cityward.lab.emulation import ARCHES
 from cityward.lab.image import RELEASES, build_image
 from cityward.lab.vm_image import build_vm_image
 
@@ -21,7 +22,7 @@ def _inventory(args) -> Path:
 def _image(args) -> int:
     releases = RELEASES if args.release == "all" else (args.release,)
     for release in releases:
-        image, built = build_image(release, force=args.force)
+        image, built = build_image(release, force=args.force, arch=args.arch)
         print(f"{image}\t{'built' if built else 'up to date'}")
     return 0
 
@@ -140,6 +141,9 @@ def register(sub) -> None:
     )
     image.add_argument("--release", choices=(*RELEASES, "all"), default="bookworm",
                        help="Debian release to build (default: bookworm)")
+    image.add_argument("--arch", choices=tuple(ARCHES), default="amd64",
+                       help="architecture (default: amd64; arm64, the field gateways', is built and run under "
+                       "qemu-user here: binfmt_misc is set up by the command, as root)")
     image.add_argument("--force", action="store_true", help="rebuild even when the image is up to date")
     image.set_defaults(func=_image)
     ee = lab_sub.add_parser(

@@ -13,6 +13,10 @@ _PACKAGES = {
     "podman": ["podman", "runc"],
     "runc": ["runc"],
     "debootstrap": ["debootstrap"],
+    # Other architectures' programs, run through binfmt_misc (cityward.lab.emulation).
+    "qemu-aarch64-static": ["qemu-user-static", "binfmt-support"],
+    "qemu-x86_64-static": ["qemu-user-static", "binfmt-support"],
+    "update-binfmts": ["binfmt-support"],
     "qemu-system-x86_64": ["qemu-system-x86"],
     "qemu-img": ["qemu-utils"],
     "mkfs.ext4": ["e2fsprogs"],

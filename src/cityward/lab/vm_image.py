@@ -101,7 +101,7 @@ class VmRecipe:
 
     @property
     def digest(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        blob = json.dumps({**asdict(self), "rootfs": self.rootfs.identity()}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

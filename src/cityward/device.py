@@ -71,6 +71,8 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 ClockTime = Annotated[str, BeforeValidator(_hh_mm)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+# Debian's architectures a city's servers and gateways run (dpkg --print-architecture).
+Architecture = Literal["amd64", "arm64", "armhf", "armel", "i386", "riscv64"]
 
 # --- the device record -----------------------------------------------------------------------
 
@@ -105,6 +107,8 @@ class Device(StrictModel):
     vendor: Text
     model: Text
     firmware: Text
+    # Debian's name of the CPU architecture; the audit compares it with the host's (CW-GOV-01).
+    architecture: Architecture | None = None
     owner: Text
     role: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60)]
     criticality: Literal["critical", "high", "medium", "low"]

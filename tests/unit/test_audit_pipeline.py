@@ -20,6 +20,7 @@ from cityward import audit_cmd
 from cityward.audit import aggregate as aggregate_module
 from cityward.audit import collect
 from cityward.audit.model import Outcome
+from cityward.audit.sbom import ARCH_QUERY, DPKG_QUERY, host_architecture
 from cityward.resources import checks_dir
 
 PROBE = textwrap.dedent('''\
@@ -156,8 +157,8 @@ def test_the_guard_sees_each_way_of_skipping_as_not_applicable():
 
 def test_the_sbom_is_registered_evidence_of_its_control(tmp_path):
     assert dict(collect.EVIDENCE) == {"CW-GOV-06": collect.collect_sbom, "CW-GOV-07": collect.scanners.collect_scanners}
-    listing = types.SimpleNamespace(rc=0, stdout="openssl\t3.0.15-1~deb12u1\tamd64\n", stderr="")
-    host = types.SimpleNamespace(run=lambda command: listing,
+    answers = {DPKG_QUERY: "openssl\t3.0.15-1~deb12u1\tarm64\n", ARCH_QUERY: "arm64\n"}
+    host = types.SimpleNamespace(run=lambda command: types.SimpleNamespace(rc=0, stdout=answers[command], stderr=""),
                                  system_info=types.SimpleNamespace(distribution="debian", codename="bookworm",
                                                                    release="12"))
     path = collect.collect_sbom(host, "gw-01", tmp_path)
@@ -165,6 +166,8 @@ def test_the_sbom_is_registered_evidence_of_its_control(tmp_path):
     bom = json.loads(path.read_text())
     assert bom["metadata"]["component"]["version"] == "debian-bookworm"
     assert [c["name"] for c in bom["components"]] == ["openssl"]
+    # The host's architecture, which the audit report shows beside the host (issue 22).
+    assert host_architecture(bom) == "arm64"
 
 
 def test_the_command_wires_collect_aggregate_once_render_and_write(tmp_path, monkeypatch, capsys):

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cityward.audit.sbom import DPKG_QUERY, cyclonedx_from_dpkg, deb_purl, parse_dpkg
+from cityward.audit.sbom import DPKG_QUERY, cyclonedx_from_dpkg, deb_purl, host_architecture, parse_dpkg
 
 pytestmark = pytest.mark.control("CW-GOV-06")
 
@@ -29,7 +29,7 @@ LINES = [
 
 @pytest.fixture(scope="module")
 def bom():
-    return cyclonedx_from_dpkg(LINES, hostname="scada-01", distro="debian-bookworm")
+    return cyclonedx_from_dpkg(LINES, hostname="scada-01", distro="debian-bookworm", architecture="amd64")
 
 
 def test_query_is_the_documented_one():
@@ -48,7 +48,10 @@ def test_document_header(bom):
     subject = bom["metadata"]["component"]
     assert subject == {"type": "operating-system", "bom-ref": "host:scada-01", "name": "scada-01",
                        "version": "debian-bookworm", "description": "Debian packages installed on scada-01 "
-                                                                    "(debian-bookworm)"}
+                                                                    "(debian-bookworm)",
+                       "properties": [{"name": "cityward:host:architecture", "value": "amd64"}]}
+    assert host_architecture(bom) == "amd64"
+    assert host_architecture(cyclonedx_from_dpkg(LINES, hostname="h", distro="d")) == ""
     assert bom["metadata"]["tools"]["components"][0]["name"] == "cityward"
     # JSON-serialisable as is (the runner writes it with json.dumps)
     assert json.loads(json.dumps(bom)) == bom

@@ -28,7 +28,7 @@ from testinfra.host import Host
 from cityward import __version__
 from cityward.audit import scanners
 from cityward.audit.model import AuditRun, CheckResult, HostResult, Outcome
-from cityward.audit.sbom import DPKG_QUERY, cyclonedx_from_dpkg
+from cityward.audit.sbom import ARCH_QUERY, DPKG_QUERY, cyclonedx_from_dpkg, host_architecture
 from cityward.checks.fixtures import AUDIT_HOST, AUDIT_INVENTORY, AUDIT_INVENTORY_DIR, AUDIT_INVENTORY_JSON
 from cityward.errors import CitywardError
 from cityward.inventory import list_inventory
@@ -84,7 +84,9 @@ def collect_sbom(host: Host, name: str, out_dir: Path, hostvars: Mapping | None 
     lines = listing.stdout.splitlines()
     info = host.system_info
     distro = f"{info.distribution}-{info.codename or info.release}"
-    bom = cyclonedx_from_dpkg(lines, hostname=name, distro=distro)
+    arch = host.run(ARCH_QUERY)
+    bom = cyclonedx_from_dpkg(lines, hostname=name, distro=distro,
+                              architecture=arch.stdout.strip() if arch.rc == 0 else "")
     path = out_dir / "sbom" / f"{name}.cdx.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(bom, indent=2), encoding="utf-8")
@@ -148,6 +150,8 @@ def audit_host(name: str, inventory: Path, out_dir: Path, tests: Path, resolved:
         lines = str(exc).strip().splitlines()
         result.error = f"unreachable: {lines[-1] if lines else type(exc).__name__}"
         return result
+    if "CW-GOV-06" in written:
+        result.architecture = host_architecture(json.loads(written["CW-GOV-06"].read_text(encoding="utf-8")))
     if "CW-GOV-07" in written:
         result.scanners = scanners.read_evidence(written["CW-GOV-07"])
     try:

@@ -43,6 +43,8 @@ class HostResult:
     # The independent scanners' evidence (CW-GOV-07, cityward.audit.scanners): per scanner its
     # status, version, raw output files, summary and findings with their disposition.
     scanners: list[dict] = field(default_factory=list)
+    # The host's architecture as dpkg names it (amd64, arm64), read from its SBOM (CW-GOV-06).
+    architecture: str = ""
 
 
 @dataclass

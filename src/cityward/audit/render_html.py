@@ -369,6 +369,7 @@ def _hosts(run: AuditRun, data: dict) -> str:
         opened = " open" if summary["status"] in (Status.FAILED, Status.UNREACHABLE) else ""
         html.append(f'<details id="host-{_e(host.name)}"{opened}><summary>{_e(host.name)} '
                     f'{_badge(summary["status"])} <span class="muted">zone {_e(host.zone or NO_ZONE)} · '
+                    f'{_e(host.architecture) + " · " if host.architecture else ""}'
                     f'{counts["passed"]} passed, {counts["failed"]} failed, {counts["waived"]} waived, '
                     f'{counts["not_applicable"]} n/a, '
                     f'{counts["skipped"]} skipped</span></summary><div>')

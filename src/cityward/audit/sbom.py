@@ -45,12 +45,16 @@ def deb_purl(name: str, version: str, arch: str) -> str:
     return f"{purl}?arch={quote(arch, safe='')}" if arch else purl
 
 
-def cyclonedx_from_dpkg(lines: list[str], hostname: str, distro: str) -> dict:
+ARCH_QUERY = "dpkg --print-architecture"
+ARCH_PROPERTY = "cityward:host:architecture"
+
+
+def cyclonedx_from_dpkg(lines: list[str], hostname: str, distro: str, architecture: str = "") -> dict:
     """A CycloneDX 1.5 JSON document (as a dict) listing every package of DPKG_QUERY's output.
 
-    `distro` names the operating system release, e.g. 'debian-bookworm'. The host itself is the
-    document's subject (metadata.component); each package is one component whose bom-ref is its
-    purl.
+    `distro` names the operating system release, e.g. 'debian-bookworm', and `architecture` the
+    host's (ARCH_QUERY's answer, e.g. 'arm64'). The host itself is the document's subject
+    (metadata.component); each package is one component whose bom-ref is its purl.
     """
     packages = parse_dpkg(lines)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -79,6 +83,7 @@ def cyclonedx_from_dpkg(lines: list[str], hostname: str, distro: str) -> dict:
                 "name": hostname,
                 "version": distro,
                 "description": f"Debian packages installed on {hostname} ({distro})",
+                **({"properties": [{"name": ARCH_PROPERTY, "value": architecture}]} if architecture else {}),
             },
             "properties": [
                 {"name": "cityward:control", "value": "CW-GOV-06"},
@@ -88,3 +93,9 @@ def cyclonedx_from_dpkg(lines: list[str], hostname: str, distro: str) -> dict:
         },
         "components": components,
     }
+
+
+def host_architecture(bom: dict) -> str:
+    """The host's architecture an SBOM of cyclonedx_from_dpkg records ('' when it records none)."""
+    component = (bom.get("metadata") or {}).get("component") or {}
+    return next((p.get("value", "") for p in component.get("properties") or [] if p.get("name") == ARCH_PROPERTY), "")

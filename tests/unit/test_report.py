@@ -41,7 +41,7 @@ def build_run() -> AuditRun:
         check("gw-north-01", "test_metadata_complete", ["CW-GOV-01"], "failed",
               "field cityward_device.vendor_sla: required"),
         check("gw-north-01", "test_mqtt_tls", ["CW-MQTT-01"], "skipped", "mosquitto not installed"),
-    ])
+    ], architecture="arm64")
     mgmt = HostResult("mgmt-01", "management", True, "", {}, [
         check("mgmt-01", "test_key_only", ["CW-SSH-01"]),
         check("mgmt-01", "test_ssh_audit_clean", ["CW-SSH-02"]),
@@ -169,6 +169,9 @@ def test_json_round_trips_the_run(written, data):
     assert doc["format"] == "cityward-audit-report/1"
     assert doc["run"]["hosts"][2]["checks"][1]["reason"].startswith("ssh-audit")
     assert doc["aggregate"]["summary"] == data["summary"]
+    # Each host's architecture, read from its SBOM ("" where the audit had none: unreachable).
+    assert [(h["name"], h["architecture"]) for h in doc["run"]["hosts"]][:1] == [("gw-north-01", "arm64")]
+    assert doc["run"]["hosts"][3]["architecture"] == ""
 
 
 def test_sarif_shape(written, catalog):
@@ -261,6 +264,8 @@ def test_html_shows_the_numbers_and_every_item(written, data, catalog):
     assert "weak kex &lt;curve25519&gt; &amp; more" in text  # escaped, not raw
     assert 'id="chart-zones"' in text and 'id="chart-sources"' in text
     assert "FAIL: 3 mandatory control(s) failed; 1 host(s) unreachable" in text
+    # The host's architecture beside its zone.
+    assert re.search(r'id="host-gw-north-01".*?zone field · arm64 · ', text, re.S)
 
 
 def test_html_passes_when_all_is_well(tmp_path, catalog):

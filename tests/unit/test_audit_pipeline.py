@@ -157,7 +157,7 @@ def test_the_guard_sees_each_way_of_skipping_as_not_applicable():
 
 def test_the_sbom_is_registered_evidence_of_its_control(tmp_path):
     assert dict(collect.EVIDENCE) == {"CW-GOV-06": collect.collect_sbom, "CW-GOV-07": collect.scanners.collect_scanners}
-    answers = {DPKG_QUERY: "openssl\t3.0.15-1~deb12u1\tarm64\n", ARCH_QUERY: "arm64\n"}
+    answers = {f"{ARCH_QUERY} && {DPKG_QUERY}": "arm64\nopenssl\t3.0.15-1~deb12u1\tarm64\n"}
     host = types.SimpleNamespace(run=lambda command: types.SimpleNamespace(rc=0, stdout=answers[command], stderr=""),
                                  system_info=types.SimpleNamespace(distribution="debian", codename="bookworm",
                                                                    release="12"))

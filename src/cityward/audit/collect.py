@@ -77,16 +77,15 @@ class Progress:
 def collect_sbom(host: Host, name: str, out_dir: Path, hostvars: Mapping | None = None) -> Path:
     """The host's CycloneDX SBOM from its package database, written to <out>/sbom/<name>.cdx.json
     (where the SBOM check reads it); raises when the host cannot be reached."""
-    listing = host.run(DPKG_QUERY)
+    # One round trip (a remote command costs about a second): the architecture, then the packages.
+    listing = host.run(f"{ARCH_QUERY} && {DPKG_QUERY}")
     if listing.rc != 0:
         detail = (listing.stderr or listing.stdout).strip().splitlines()
         raise ConnectionError(detail[-1] if detail else f"exit {listing.rc}")
-    lines = listing.stdout.splitlines()
+    arch, *lines = listing.stdout.splitlines() or [""]
     info = host.system_info
     distro = f"{info.distribution}-{info.codename or info.release}"
-    arch = host.run(ARCH_QUERY)
-    bom = cyclonedx_from_dpkg(lines, hostname=name, distro=distro,
-                              architecture=arch.stdout.strip() if arch.rc == 0 else "")
+    bom = cyclonedx_from_dpkg(lines, hostname=name, distro=distro, architecture=arch.strip())
     path = out_dir / "sbom" / f"{name}.cdx.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(bom, indent=2), encoding="utf-8")

@@ -17,7 +17,7 @@ from cityward.errors import CitywardError
 from cityward.lab.tools import ensure_commands
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
-# Debian's architecture name -> (the kernel's machine name, qemu-user's name of it).
+# Debian's architecture name -> the kernel's machine name (also qemu-user's: qemu-aarch64).
 ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 

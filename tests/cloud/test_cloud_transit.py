@@ -46,6 +46,7 @@ def test_transit_entries_are_exactly_the_sites_conduit_flows(stack_inputs):
         (("ot-operations", "field"), "tcp", 8883), (("field", "ot-operations"), "tcp", 8883),
         (("field", "ot-operations"), "udp", 123), (("field", "siem"), "tcp", 6514),
         (("management", "field"), "tcp", 22), (("field", "dmz"), "tcp", 443),
+        (("field", "management"), "tcp", 2222),
     ]:
         for site in SITES.values():
             a, b = (site, str(zones.cidr_of(dst))) if src == "field" else (str(zones.cidr_of(src)), site)
@@ -67,10 +68,9 @@ def test_transit_numbers_are_stable_and_a_new_site_conduit_only_adds(stack_input
     after = {e.rule: e.rule_no for e in planning.nacl_entries(more, "transit", plan)}
     assert all(after[rule] == number for rule, number in before.items())
     added = {(r.egress, r.cidr, r.from_port) for r in set(after) - set(before)}
-    # in from each site and out to management on 9100; the replies in from management (the replies
-    # out to the sites on tcp are already there, for field->ot-operations:tcp/8883)
-    assert added == {(False, "10.60.1.0/24", 9100), (False, "10.60.2.0/24", 9100), (True, "10.40.32.0/20", 9100),
-                     (False, "10.40.32.0/20", RETURN[0])}
+    # in from each site and out to management on 9100; the replies are already there both ways (in
+    # from management for field->management:tcp/2222, the backups; out to the sites for field->ot-operations:tcp/8883)
+    assert added == {(False, "10.60.1.0/24", 9100), (False, "10.60.2.0/24", 9100), (True, "10.40.32.0/20", 9100)}
     # a conduit that no site's zone takes part in changes nothing here
     office = Conduit.model_validate({"from": "enterprise", "to": "siem", "protocol": "tcp", "port": 9100,
                                      "service": "metrics", "purpose": "Office metrics"})

@@ -73,6 +73,8 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 # Debian's architectures a city's servers and gateways run (dpkg --print-architecture).
 Architecture = Literal["amd64", "arm64", "armhf", "armel", "i386", "riscv64"]
+# An absolute path on the host, one line, no glob or shell syntax (what the backup saves and restores).
+StatePath = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^/[A-Za-z0-9._@+/-]*$", max_length=255)]
 
 # --- the device record -----------------------------------------------------------------------
 
@@ -122,6 +124,9 @@ class Device(StrictModel):
     redundancy: Text | None = None
     degraded_mode: Text | None = None
     patch_sla_days: Annotated[int, Field(strict=True, ge=1, le=365)] = PATCH_SLA_DAYS_DEFAULT
+    # Where the device's application keeps its state (e.g. /var/lib/mosquitto): backed up with its
+    # configuration and restored onto a rebuilt host (CW-RES-02).
+    application_state: list[StatePath] = Field(default_factory=list, max_length=50)
 
 
 @cache

@@ -402,6 +402,43 @@ def _service_problems(v: Mapping[str, Any], zones: ZonesPolicy) -> Iterator[tupl
                                                     f"({', '.join(map(str, targets))})")
 
 
+def _backup_problems(v: Mapping[str, Any], inventory: Mapping[str, Mapping[str, Any]] | None,
+                     zones: ZonesPolicy | None) -> Iterator[tuple[str, str]]:
+    """CW-RES-02: the backup server a host names is a host of the management zone its zone may reach
+    on the backup port, and the retention keeps something. `inventory`: every host's variables (a
+    --limit run checks fewer hosts, not fewer servers); None for a slice, whose server may be
+    another slice's host (the unsliced check judges it)."""
+    var = "backup_server" if "backup_server" in v else "cityward_backup_server"
+    server = v.get(var)
+    if not isinstance(server, str) or not server or _templated(server):
+        return
+    if inventory is None or server not in inventory:
+        if inventory is not None:
+            yield var, f"{server} is not a host of this inventory"
+        return
+    server_zone = str(inventory[server].get("cityward_zone", ""))
+    if zones is not None:
+        kind = zones.zones[server_zone].kind if server_zone in zones.zones else "none"
+        if kind != "management":
+            yield var, (f"{server} is in zone {server_zone or '(none)'} (kind {kind}): a backup repository must be "
+                        "in a zone of kind management")
+            return
+        port = v.get("backup_server_port", v.get("cityward_backup_port", 2222))
+        zone = str(v.get("cityward_zone", ""))
+        if zone and zone != server_zone and not any(
+                c.from_ == zone and c.to == server_zone and c.protocol == "tcp" and str(c.port) == str(port)
+                for c in zones.conduits):
+            yield var, (f"the zones policy has no conduit from {zone} to {server_zone} on tcp/{port} "
+                        "(service borg-backup): the backups could not reach it")
+    retention = v.get("backup_retention")
+    if isinstance(retention, dict):
+        for key, least in (("daily", 1), ("weekly", 0), ("monthly", 0)):
+            value = retention.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                yield f"backup_retention.{key}", (f"{_show(value)} must be a whole number >= {least}"
+                                                  + (" (a retention of zero keeps no backup)" if least else ""))
+
+
 def _endpoint(v: Mapping[str, Any], name: str) -> tuple[str, str] | None:
     if v.get("ansible_connection") == "local":
         return None
@@ -464,8 +501,12 @@ def _record_problems(v: Mapping[str, Any], dirs: list[Path] | None, today: date)
 
 def host_variable_problems(label: str, hostvars_by_host: Mapping[str, Mapping[str, Any]],
                            zones: ZonesPolicy | None, *, groups: Mapping[str, list[str]] | None = None,
-                           dirs: list[Path] | None = None, today: date | None = None) -> list[Problem]:
-    """Every problem of the hosts' variables, one Problem each (file=label, host, field)."""
+                           dirs: list[Path] | None = None, today: date | None = None,
+                           inventory: Mapping[str, Mapping[str, Any]] | None | bool = True) -> list[Problem]:
+    """Every problem of the hosts' variables, one Problem each (file=label, host, field).
+    `inventory`: every host's variables when `hostvars_by_host` is a --limit of them (True: they are
+    all; None: a slice, whose other hosts are not known)."""
+    others = hostvars_by_host if inventory is True else inventory
     today = today or date.today()
     problems: list[Problem] = []
     seen: dict[tuple[str, str], str] = {}
@@ -481,6 +522,7 @@ def host_variable_problems(label: str, hostvars_by_host: Mapping[str, Mapping[st
             found += _service_problems(v, zones)
             found += judge_sources(zones, v, today)[0]  # wider than the management zone, unwaived
         found += _record_problems(v, dirs, today)
+        found += _backup_problems(v, others, zones)
         endpoint = _endpoint(v, name)
         if endpoint and endpoint in seen:
             found.append(("ansible_host", f"{endpoint[0]} port {endpoint[1]} is also the address of host "

@@ -226,7 +226,8 @@ def validate_inventory(inventory_path: str | Path, limit: str | None = None, *,
         host = assess(name, variables, base, all_hosts=everyone, zones=zones, today=today, city_files=city)
         problems += [_placed(p, label, name) for p in host.problems]
         hosts[name] = host
-    problems += host_variable_problems(label, hostvars, zones, groups=group_names, dirs=dirs, today=today)
+    problems += host_variable_problems(label, hostvars, zones, groups=group_names, dirs=dirs, today=today,
+                                       inventory=None if sliced else full.get("_meta", {}).get("hostvars", {}))
     problems += mirror_problems(label, hostvars, full.get("_meta", {}).get("hostvars", {}), zones, sliced=sliced)
     return InventoryReport(label, hosts, [c for c in cities.values() if c.city], problems, zones)
 

@@ -63,6 +63,12 @@ FORMATS: dict[str, Format] = {
     "accounts_umask": _f(WORD),
     "accounts_home_mode": _f(WORD),
     "accounts_pwquality.*": _f(WORD),
+    # backup
+    "backup_server": _f(HOST), "backup_server_address": _f(HOST, templated=True),
+    "backup_passphrase": _f(SECRET, templated=True), "backup_paths": _f(PATH),
+    "backup_application_state": _f(PATH, templated=True), "backup_exclude": _f(PATH),
+    "backup_retention.*": _f(WORD), "backup_window.*": _f(WORD), "backup_server_user": _f(NAME),
+    "backup_server_root": _f(PATH), "backup_restore_from": _f(HOST, templated=True),
     # baseline
     "baseline_packages_absent": _f(WORD), "baseline_packages_absent_extra": _f(WORD),
     "baseline_masked_units": _f(WORD), "baseline_masked_units_extra": _f(WORD),
@@ -178,7 +184,7 @@ CONNECTION_SPECS: dict[str, dict[str, Any]] = {
     "ansible_become_password": {"type": "str"}, "ansible_ssh_pass": {"type": "str"},
     "ansible_become_pass": {"type": "str"},
 }
-ROLE_PREFIXES = ("ssh_", "logging_", "accounts_", "mfa_", "firewall_", "kernel_", "baseline_", "patching_",
+ROLE_PREFIXES = ("backup_", "ssh_", "logging_", "accounts_", "mfa_", "firewall_", "kernel_", "baseline_", "patching_",
                  "mqtt_gateway_", "siem_receiver_", "update_mirror_")
 # `role_var: "{{ cityward_x | default(...) }}"` (or a one-element list of it): role_var reads cityward_x.
 _READS = re.compile(r"^\s*\{\{\s*(cityward_[a-z0-9_]+)\s*\|\s*default\(")

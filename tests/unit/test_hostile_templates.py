@@ -166,6 +166,19 @@ GOOD = {
     "update_mirror_root": "/var/lib/aptly",
     "update_mirror_tls_protocols": ["TLSv1.2", "TLSv1.3"],
     "update_mirror_tls_ciphers": "ECDHE+AESGCM:ECDHE+CHACHA20",
+    # backup
+    "backup_server_port": 2222,
+    "backup_server_user": "cityward-backup",
+    "_backup_server_host_key": "/etc/ssh/ssh_host_ed25519_key",
+    "_backup_server_dir": "/etc/cityward/backup-server",
+    "_backup_server_sshd_config": "/etc/ssh/sshd_cityward_backup_config",
+    "_backup_server_algorithms": {
+        "kexalgorithms": "sntrup761x25519-sha512@openssh.com,curve25519-sha256",
+        "ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com",
+        "macs": "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com",
+    },
+    "_backup_schedule": "Sat,Sun *-*-* 03:00:00",
+    "backup_window": {"days": ["Sat", "Sun"], "start": "03:00", "duration_minutes": 120},
     # siem_receiver
     "siem_receiver_permitted_peers": ["mqtt-01", "field-01"],
     "siem_receiver_log_dir": "/var/log/siem",
@@ -220,6 +233,9 @@ NOT_INVENTORY = {
     "_logging_ntp_ca_file",
     "_logging_forwarding",
     "_patching_day_names",
+    "_backup_server_host_key",
+    "_backup_server_dir",
+    "_backup_server_sshd_config",
     "_patching_needrestart",
     "_patching_mirror_ca_file",
     "_update_mirror_https",
@@ -266,6 +282,16 @@ def _set(path: str, value):
 
 # (template, variable path to spoil, hostile value, name in the refusal, key phrase of the refusal)
 HOSTILE = [
+    ("backup/templates/sshd_backup_config.j2", "backup_server_port", MATCH, "backup_server_port",
+     "expected a whole number"),
+    ("backup/templates/sshd_backup_config.j2", "backup_server_user", "cityward-backup\nMatch all", "backup_server_user",
+     "character '\\n'"),
+    ("backup/templates/sshd_backup_config.j2", "_backup_server_algorithms.ciphers",
+     "aes256-gcm@openssh.com\nPasswordAuthentication yes", "sshd -T ciphers[0]", "character '\\n'"),
+    ("backup/templates/cityward-backup.timer.j2", "_backup_schedule", "Sun *-*-* 03:00:00\nPersistent=true",
+     "backup_window", "control character"),
+    ("backup/templates/cityward-backup.timer.j2", "backup_window.duration_minutes", "120\nPersistent=true",
+     "backup_window.duration_minutes", "expected a whole number"),
     (
         "accounts/templates/faillock.conf.j2",
         "accounts_faillock_deny",

@@ -28,6 +28,7 @@ EXPECTED = {
     "audit": ("cityward-audit.yml", "cityward.hardening.audit", "run", False),
     "isolate": ("cityward-isolate.yml", "cityward.hardening.isolate", "run", False),
     "restore": ("cityward-restore.yml", "cityward.hardening.restore", "run", False),
+    "recover": ("cityward-recover.yml", "cityward.hardening.recover", "run", False),
     "patch": ("cityward-patch.yml", "cityward.hardening.patch", "run", False),
 }
 
@@ -162,3 +163,10 @@ def test_missing_inputs_are_refused_in_one_line_before_awx_is_contacted(operator
                  "CITYWARD_AWX_VAULT_PASSWORD_FILE", "CITYWARD_AWX_SSH_KEY_FILE"):
         assert name in refused[0]
     assert "The organization" not in output and "Traceback" not in output
+
+
+@pytest.mark.control("CW-RES-02")
+def test_the_recover_job_asks_which_hosts_to_rebuild(play):
+    # recover.yml refuses a run without --limit: the job template asks for one at every launch.
+    recover = _templates(play)["recover"]
+    assert recover["ask_limit_on_launch"] is True and "survey" not in recover

@@ -116,6 +116,7 @@ class Lab:
     def __init__(self) -> None:
         self.policy: ZonesPolicy = load_zones(LAB_POLICY)
         config = yaml.safe_load(Path(os.environ["MOLECULE_FILE"]).read_text())
+        self.config = config  # the scenario's molecule.yml (its platforms: how create.yml made each container)
         host_vars = config["provisioner"]["inventory"].get("host_vars", {})
         group_vars = config["provisioner"]["inventory"].get("group_vars", {})
         self.service_hosts = group_vars.get("all", {}).get("cityward_service_hosts", {})

@@ -423,7 +423,9 @@ def _backup_problems(v: Mapping[str, Any], inventory: Mapping[str, Mapping[str, 
             yield var, (f"{server} is in zone {server_zone or '(none)'} (kind {kind}): a backup repository must be "
                         "in a zone of kind management")
             return
-        port = v.get("backup_server_port", v.get("cityward_backup_port", 2222))
+        # The port the server's own variables give it, else the host's (as the role reads them).
+        keys = ("backup_server_port", "cityward_backup_port")
+        port = next((where[key] for where in (inventory[server], v) for key in keys if key in where), 2222)
         zone = str(v.get("cityward_zone", ""))
         if zone and zone != server_zone and not any(
                 c.from_ == zone and c.to == server_zone and c.protocol == "tcp" and str(c.port) == str(port)

@@ -55,3 +55,9 @@ def test_a_zones_policy_without_the_backup_conduit_is_named(tmp_path):
     (tmp_path / "zones.yml").write_text(kept)
     found = problems(GATEWAY, zones=load_zones(tmp_path / "zones.yml"))
     assert any("no conduit from field to management on tcp/2222" in p for p in found), found
+
+
+def test_the_port_is_the_one_the_server_is_given():
+    # The server's inventory moves its service to 2223; the zones policy opens 2222 only.
+    assert any("no conduit from field to management on tcp/2223" in p
+               for p in problems(GATEWAY, server={**SERVER, "backup_server_port": 2223}))

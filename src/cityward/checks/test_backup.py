@@ -55,7 +55,7 @@ def recorded(host, backed_up):
 @pytest.fixture(scope="module")
 def state(host, recorded):
     return snapshot(host, {
-        "modes": "stat -c '%n %U %G %a' " + " ".join(shlex.quote(recorded[k]) for k in ("passphrase_file", "key_file")),
+        "modes": "stat -c '%n %U %G %a' " + " ".join(shlex.quote(recorded[k]) for k in ("passphrase_file", "ssh_key")),
         "status": f"cat {shlex.quote(recorded['status_file'])}",
         "records": f"stat -c '%Y %n' {RECORDS}",
         "timer": "systemctl show cityward-backup.timer -p UnitFileState -p ActiveState -p TimersCalendar",
@@ -68,7 +68,7 @@ def test_backup_secrets_are_root_only(state, recorded):
     rc, out = state["modes"]
     assert rc == 0, f"the passphrase or key file is missing: {out.strip()}"
     modes = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
-    for key in ("passphrase_file", "key_file"):
+    for key in ("passphrase_file", "ssh_key"):
         assert modes.get(recorded[key]) == ["root", "root", "600"], (
             f"{recorded[key]}: expected root root 600 (it opens this host's backups), found {modes.get(recorded[key])}")
 
@@ -109,7 +109,7 @@ def test_last_backup_succeeded_was_checked_and_is_current(state, recorded):
 
 
 @pytest.mark.control("CW-RES-02")
-def test_repository_holds_this_hosts_newest_archive(host, hostvars, recorded):
+def test_repository_holds_this_hosts_newest_archive(host, hostvars, recorded, state):
     """The host asks its repository itself (its key, its passphrase): borg decrypts the newest
     archive's identity, which must name this host and be the archive the last backup made."""
     result = host.run(f"{PROGRAM} latest")
@@ -117,7 +117,7 @@ def test_repository_holds_this_hosts_newest_archive(host, hostvars, recorded):
     newest = json.loads(result.stdout)
     assert newest["host"] == hostvars["inventory_hostname"], (
         f"the newest archive {newest['archive']} names host {newest['host']!r}, not this one")
-    status = json.loads(host.file(recorded["status_file"]).content_string)
+    status = json.loads(state["status"][1])
     assert newest["archive"] == status.get("archive"), (
         f"the repository's newest archive is {newest['archive']}, the last backup recorded {status.get('archive')}")
 

@@ -60,6 +60,8 @@ _WORD = re.compile(r"^[A-Za-z0-9_.:@%+*/=!,;#-]*$")
 _PORT = re.compile(r"^(?:(?:tcp|udp)/)?(\d{1,5})$")
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~%/+-]*)?$")
 _CRYPT = re.compile(r"^\$y\$[^$]+\$[^$]+\$[^$]+$")
+# A TOTP seed pam_google_authenticator decodes: base32 (RFC 4648), 80 bits or more.
+_TOTP_SEED = re.compile(r"^[A-Z2-7]{16,}=*$")
 MFA_METHODS = ("totp", "fido2")
 SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
                  "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
@@ -319,6 +321,13 @@ def _access(v: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     hashed = v.get(hash_var)
     if isinstance(hashed, str) and not _templated(hashed) and not _CRYPT.match(hashed):
         yield hash_var, "not a yescrypt hash (make it with `mkpasswd -m yescrypt`, keep it in ansible-vault; CW-ACC-02)"
+    seeds_var = "mfa_totp_secrets" if "mfa_totp_secrets" in v else "cityward_totp_secrets"
+    seeds = v.get(seeds_var)
+    for name, seed in seeds.items() if isinstance(seeds, dict) else ():
+        # Named, never shown: the value is a secret.
+        if not _vault(seed) and not _templated(seed) and not (isinstance(seed, str) and _TOTP_SEED.match(seed)):
+            yield f"{seeds_var}.{name}", ("not a base32 TOTP seed of at least 16 characters (A-Z, 2-7): "
+                                          "that operator would be locked out at the next login")
     names: list[str] = []
     field = "accounts_operators" if "accounts_operators" in v else "cityward_operators"
     for index, entry in enumerate(operators if isinstance(operators, list) else []):

@@ -136,6 +136,9 @@ CASES = [
     ({"cityward_operators": [{"name": "alice", "ssh_keys": [KEY]}], "ansible_user": "bob"}, "ansible_user",
      "would be locked out"),
     ({"cityward_breakglass_user": ""}, "cityward_breakglass_user", "no break-glass account"),
+    # a re-enrolment with a mistyped seed: the operator would be locked out (the seed is never shown)
+    ({"cityward_totp_secrets": {"alice": "JBSWY3DPEHPK3PX1"}}, "cityward_totp_secrets.alice", "not a base32 TOTP seed"),
+    ({"cityward_totp_secrets": {"alice": "JBSWY3DP"}}, "cityward_totp_secrets.alice", "at least 16 characters"),
     ({"cityward_breakglass_password_hash": "hunter2"}, "cityward_breakglass_password_hash", "not a yescrypt hash"),
     # SHA-512 crypt with default rounds: what Lynis AUTH-9229 flags (CW-ACC-02 takes yescrypt only)
     ({"cityward_breakglass_password_hash": "$6$cwsalt$" + "a" * 86}, "cityward_breakglass_password_hash",

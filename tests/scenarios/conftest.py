@@ -12,6 +12,7 @@ from pathlib import Path
 import paramiko
 import pyotp
 import pytest
+import yaml
 
 from cityward.checks.fixtures import host, hostvars
 
@@ -26,14 +27,62 @@ def container(hostvars):
 @pytest.fixture(scope="module")
 def published_ssh(container):
     """127.0.0.1 and the port Podman published for the container's sshd."""
-    out = subprocess.run(["podman", "port", container, "22/tcp"], capture_output=True, text=True, check=True)
-    address, _, port = out.stdout.strip().splitlines()[0].rpartition(":")
-    return address, int(port)
+    return _published(container)
 
 
 @pytest.fixture(scope="session")
 def keys_dir():
     return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "keys"
+
+
+def _published(container: str) -> tuple[str, int]:
+    out = subprocess.run(["podman", "port", container, "22/tcp"], capture_output=True, text=True, check=True)
+    address, _, port = out.stdout.strip().splitlines()[0].rpartition(":")
+    return address, int(port)
+
+
+def write_automation_inventory(folder: Path, names: list[str], keys: Path) -> Path:
+    """An inventory of these scenario hosts as a city's controller reaches them: over each one's
+    published sshd as the automation account, with the lab's group_vars and each host's own
+    variables (its operators, automation account, device record and zone)."""
+    root = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+    records = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "host_vars"
+    (folder / "group_vars").symlink_to(root / "inventories" / "lab" / "group_vars")
+    hosts = {}
+    for name in names:
+        record = yaml.safe_load((records / f"{name}.yml").read_text())
+        address, port = _published(name)
+        hosts[name] = {
+            **record,
+            "ansible_host": address, "ansible_port": port, "ansible_user": "cityward-automation",
+            "ansible_ssh_private_key_file": str(keys / "automation"),
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        }
+    inventory = folder / "hosts.yml"
+    # The lab's zones policy, as the lab inventory names it (an inventory input, not a group_vars one).
+    zones = {"cityward_zones_file": str(root / "policies" / "zones.yml")}
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts, "vars": zones}}, sort_keys=False))
+    return inventory
+
+
+@pytest.fixture
+def automation_inventory(hostvars, keys_dir, tmp_path):
+    """This host alone, reached as the automation account (write_automation_inventory)."""
+    return write_automation_inventory(tmp_path, [hostvars["inventory_hostname"]], keys_dir)
+
+
+@pytest.fixture(scope="session")
+def run_playbook():
+    """ansible-playbook from the project folder, as an operator runs it."""
+
+    def run(inventory: Path, playbook: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+        # Plain text (no colour codes), so that tests can read the play recap.
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+        return subprocess.run(["ansible-playbook", "-i", str(inventory), f"playbooks/{playbook}", *args],
+                              capture_output=True, text=True, timeout=timeout, env=env,
+                              cwd=os.environ["MOLECULE_PROJECT_DIRECTORY"])
+
+    return run
 
 
 class Totp:

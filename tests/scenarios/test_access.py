@@ -3,15 +3,11 @@ published sshd, and at the console. Runs in molecule/access only (it changes fai
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import time
-from pathlib import Path
 
 import paramiko
 import pytest
-import yaml
 from console import Console
 
 
@@ -137,32 +133,13 @@ def test_break_glass_works_on_the_console_and_is_logged(container, host, hostvar
     (["cityward_breakglass_password_hash"], "no break-glass account"),
     (["cityward_automation_user"], "would be locked out"),
 ])
-def test_preflight_refuses_before_any_change(override, reason, published_ssh, keys_dir, host, tmp_path):
+def test_preflight_refuses_before_any_change(override, reason, automation_inventory, run_playbook, host):
     """Ansible over real SSH as the automation account: with an inventory that would lock it
     out, the play stops in preflight and no file on the host changes."""
     watched = "/etc/ssh/sshd_config /etc/pam.d/sshd /etc/pam.d/sudo /etc/sudoers.d/60-cityward /etc/passwd"
     before = host.check_output(f"sha256sum {watched}")
-    address, port = published_ssh
-    root = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
-    (tmp_path / "group_vars").symlink_to(root / "inventories" / "lab" / "group_vars")
-    # A complete device record, so that site.yml's first play (cityward check) lets the run reach
-    # the accounts preflight this test is about.
-    record = yaml.safe_load((root / "molecule" / "access" / "host_vars" / "cw-access-bookworm.yml").read_text())
-    target = {
-        "ansible_host": address, "ansible_port": port, "ansible_user": "cityward-automation",
-        "ansible_ssh_private_key_file": str(keys_dir / "automation"),
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
-        "cityward_zone": record["cityward_zone"], "cityward_device": record["cityward_device"],
-    }
-    inventory = tmp_path / "hosts.yml"
-    # The lab's zones policy, as the lab inventory names it (an inventory input, not a group_vars one).
-    zones = {"cityward_zones_file": str(root / "policies" / "zones.yml")}
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"target": target}, "vars": zones}}, sort_keys=False))
     extra = " ".join(f"{key}=''" for key in override)
-    result = subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), "playbooks/site.yml", "-e", extra],
-        capture_output=True, text=True, timeout=300, cwd=root,
-    )
+    result = run_playbook(automation_inventory, "site.yml", "-e", extra)
     assert result.returncode != 0
     assert reason in result.stdout, result.stdout[-2000:]
     assert host.check_output(f"sha256sum {watched}") == before

@@ -27,6 +27,8 @@ OTHER = "cw-fw-gw12"
 SCADA = "cw-fw-ot"
 CERTS = "/root/cw-fw-mqtt"
 STATUS = "/var/lib/cityward/backup/status.json"
+SERVER_DIR = "/etc/cityward/backup-server"
+DEPARTED = "cw-fw-decommissioned"  # a gateway removed from the inventory, its line left on the repository host
 MARKER = "/var/lib/mosquitto/cityward-lab-state"  # application state (the device record lists /var/lib/mosquitto)
 # What must come back byte for byte: the broker's configuration, keys and ACL, the ruleset file, the
 # roles' records, the host's SSH keys, the backup's own key and passphrase, the test clients' files.
@@ -124,7 +126,20 @@ def recreate_empty(lab: Lab, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def rebuilt(lab, before):
+def departed(lab):
+    """A line the repository host still holds for a gateway since removed from the inventory (its own key)."""
+    clients = f"{SERVER_DIR}/clients.d"
+    made = lab.exec(SERVER, f"""set -e
+        ssh-keygen -q -t ed25519 -N '' -C cityward-backup:{DEPARTED} -f /root/{DEPARTED}
+        printf 'restrict,command="borg serve --restrict-to-repository /srv/cityward-backup/{DEPARTED}" %s\\n' \
+            "$(cut -d' ' -f1-3 /root/{DEPARTED}.pub)" > {clients}/{DEPARTED}.key
+        cat {clients}/{DEPARTED}.key >> {SERVER_DIR}/authorized_keys
+        rm -f /root/{DEPARTED} /root/{DEPARTED}.pub""")
+    assert made.returncode == 0, made.stderr
+
+
+@pytest.fixture(scope="module")
+def rebuilt(lab, before, departed):
     recreate_empty(lab, FAILED)
     assert lab.exec(FAILED, ["test", "-e", "/etc/mosquitto"]).returncode != 0, "the recreated gateway is not empty"
     result = lab.playbook(PROJECT / "playbooks" / "recover.yml", "--limit", FAILED,
@@ -164,6 +179,16 @@ def test_the_rebuilt_gateways_broker_serves_its_clients_again(lab, rebuilt):
     assert sent.returncode == 0, sent.stderr
     rest, _ = subscriber.communicate(timeout=40)
     assert f"{topic} {payload}" in "".join(lines) + rest
+
+
+@pytest.mark.control("CW-RES-02")
+def test_a_host_removed_from_the_inventory_loses_its_access_to_the_repository_host(lab, rebuilt):
+    # The rebuild's converge ran the backup role (--limit FAILED): the repository host now holds
+    # the lines of the inventory's hosts only, the hosts outside the limit included.
+    assert lab.exec(SERVER, ["test", "-e", f"{SERVER_DIR}/clients.d/{DEPARTED}.key"]).returncode != 0
+    authorized = lab.exec(SERVER, ["cat", f"{SERVER_DIR}/authorized_keys"]).stdout
+    assert f"cityward-backup:{DEPARTED}" not in authorized
+    assert f"cityward-backup:{OTHER}" in authorized and f"cityward-backup:{FAILED}" in authorized
 
 
 @pytest.mark.control("CW-RES-02")

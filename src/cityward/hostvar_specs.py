@@ -171,6 +171,8 @@ EXTRA_SPECS: dict[str, dict[str, Any]] = {
     "cityward_job_slices": {"type": "int"},
     "cityward_inventory_dir": {"type": "str"},
     "cityward_ntp_reachable": {"type": "bool"},
+    # The audit's certificate renewal threshold (cityward.checks.certificates).
+    "cityward_certificate_renew_days": {"type": "int"},
     "cityward_update_mirrors": {"type": "list", "elements": "dict"},
 }
 # Connection variables (Ansible's own): their types.

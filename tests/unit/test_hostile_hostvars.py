@@ -136,6 +136,7 @@ CASES = [
     ({"cityward_operators": [{"name": "alice", "ssh_keys": [KEY]}], "ansible_user": "bob"}, "ansible_user",
      "would be locked out"),
     ({"cityward_breakglass_user": ""}, "cityward_breakglass_user", "no break-glass account"),
+    ({"cityward_certificate_renew_days": "thirty"}, "cityward_certificate_renew_days", "expected an integer"),
     # a re-enrolment with a mistyped seed: the operator would be locked out (the seed is never shown)
     ({"cityward_totp_secrets": {"alice": "JBSWY3DPEHPK3PX1"}}, "cityward_totp_secrets.alice", "not a base32 TOTP seed"),
     ({"cityward_totp_secrets": {"alice": "JBSWY3DP"}}, "cityward_totp_secrets.alice", "at least 16 characters"),

@@ -101,7 +101,8 @@ def test_recorded_days_agree_with_the_pre_run_reading(records, value):
 
 def test_receiver_records_its_port_and_sorted_peers(records):
     assert settings(records, "receiver") == {"port": 10514, "permitted_peers": ["hist-01", "plc-02"],
-                                             "log_dir": "/var/log/siem"}
+                                             "log_dir": "/var/log/siem",
+                                             "cert_file": "/etc/cityward/tls/siem-receiver.pem"}
 
 
 def test_pre_run_default_is_the_roles_documented_one():
@@ -176,13 +177,25 @@ def _certificate(days: int, dns: bool = True) -> str:
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
 
 
-@pytest.mark.parametrize(("days", "dns", "error"), [
-    (30, True, None), (-1, True, "expired"), (30, False, "no DNS name"),
+@pytest.mark.parametrize(("days", "dns", "hostvars", "error"), [
+    (40, True, {}, None), (-1, True, {}, "expired"), (40, False, {}, "no DNS name"),
+    # Inside the renewal threshold: 30 days unless the inventory says otherwise.
+    (10, True, {}, "inside the renewal threshold of 30 days"),
+    (10, True, {"cityward_certificate_renew_days": 5}, None),
+    (3, True, {"cityward_certificate_renew_days": "5"}, "inside the renewal threshold of 5 days"),
 ])
-def test_client_certificate_is_read_without_private_apis(days, dns, error):
+def test_client_certificate_is_read_without_private_apis(days, dns, hostvars, error):
     state = {"tls_key_mode": (0, "root root 600\n"), "tls_cert": (0, _certificate(days, dns))}
     if error is None:
-        checks.test_client_certificate_valid_and_key_root_only(state, RECORD)
+        checks.test_client_certificate_valid_and_key_root_only(state, RECORD, hostvars)
     else:
         with pytest.raises(AssertionError, match=error):
-            checks.test_client_certificate_valid_and_key_root_only(state, RECORD)
+            checks.test_client_certificate_valid_and_key_root_only(state, RECORD, hostvars)
+
+
+@pytest.mark.parametrize("value", [-1, "thirty", True, 1.5])
+def test_a_renewal_threshold_that_is_not_whole_days_fails_the_check_naming_it(value):
+    state = {"tls_key_mode": (0, "root root 600\n"), "tls_cert": (0, _certificate(40))}
+    with pytest.raises(pytest.fail.Exception, match="cityward_certificate_renew_days must be a whole number"):
+        checks.test_client_certificate_valid_and_key_root_only(state, RECORD,
+                                                               {"cityward_certificate_renew_days": value})

@@ -19,13 +19,13 @@ import json
 import math
 import re
 import secrets
-from datetime import UTC, datetime
 
 import pytest
 from ansible_collections.cityward.hardening.plugins.plugin_utils.applied import fact_path
 from cryptography import x509
 
 from cityward.checks.applied import applied
+from cityward.checks.certificates import expiry_problem, threshold
 from cityward.checks.hoststate import snapshot
 from cityward.checks.outcomes import not_applicable
 from cityward.device import valid_device_fields
@@ -353,7 +353,7 @@ def test_siem_receiver_accepts_only_its_permitted_peers_over_tls(state, applied_
 
 
 @pytest.mark.control("CW-LOG-03")
-def test_client_certificate_valid_and_key_root_only(state, siem):
+def test_client_certificate_valid_and_key_root_only(state, siem, hostvars):
     assert state["tls_key_mode"][1].split() == ["root", "root", "600"], (
         f"{TLS_DIR}/rsyslog-client.key: expected root root 600, found {state['tls_key_mode'][1].strip()!r}")
     rc, out = state["tls_cert"]
@@ -367,8 +367,19 @@ def test_client_certificate_valid_and_key_root_only(state, siem):
     except x509.ExtensionNotFound:
         names = None
     assert names and names.get_values_for_type(x509.DNSName), "no DNS name (subjectAltName) for the SIEM to permit"
-    expires = cert.not_valid_after_utc
-    assert expires > datetime.now(UTC), f"{TLS_DIR}/rsyslog-client.pem expired {expires:%Y-%m-%d %H:%M} UTC"
+    problem = expiry_problem(f"{TLS_DIR}/rsyslog-client.pem", out, threshold(hostvars))
+    assert not problem, problem
+
+
+@pytest.mark.control("CW-LOG-03")
+def test_siem_receiver_certificate_is_not_due_for_renewal(host, applied_receiver, hostvars):
+    if applied_receiver is None:
+        not_applicable("not applicable: not a SIEM receiver (no siem_receiver record)")
+    path = applied_receiver.get("cert_file")
+    assert path, (f"evidence missing: {fact_path('siem_receiver')} does not record cert_file: "
+                  "re-apply the siem_receiver role")
+    problem = expiry_problem(path, host.file(path).content_string, threshold(hostvars))
+    assert not problem, problem
 
 
 @pytest.mark.control("CW-LOG-04")

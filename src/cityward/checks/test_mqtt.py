@@ -14,6 +14,7 @@ import pytest
 from ansible_collections.cityward.hardening.plugins.plugin_utils.applied import fact_path
 
 from cityward.checks.applied import applied
+from cityward.checks.certificates import expiry_problem, threshold
 from cityward.checks.outcomes import not_applicable
 
 CONF = "/etc/mosquitto/mosquitto.conf"  # where Debian's mosquitto.service reads its configuration
@@ -123,6 +124,13 @@ def test_one_tls_listener_and_no_plaintext(host, conf, applied_mqtt):
     assert host.socket(f"tcp://0.0.0.0:{port}").is_listening, f"nothing listens on 0.0.0.0:{port}"
     listening = host.run("ss -Hltn").stdout
     assert not re.search(rf":{PLAINTEXT}\s", listening), f"something listens on {PLAINTEXT}:\n{listening}"
+
+
+@pytest.mark.control("CW-MQTT-01")
+def test_broker_certificate_is_not_due_for_renewal(host, applied_mqtt, hostvars):
+    path = applied_mqtt["certfile"]
+    problem = expiry_problem(path, host.file(path).content_string, threshold(hostvars))
+    assert not problem, problem
 
 
 @pytest.mark.control("CW-MQTT-01")

@@ -56,7 +56,13 @@ def write_automation_inventory(folder: Path, names: list[str], keys: Path) -> Pa
             **record,
             "ansible_host": address, "ansible_port": port, "ansible_user": "cityward-automation",
             "ansible_ssh_private_key_file": str(keys / "automation"),
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+            # Only the automation key: keys an ssh-agent may hold would count as failed attempts.
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                                       "-o IdentitiesOnly=yes",
+            # sshd >= 9.8 (Debian 13) turns a source away for a while after failed logins, which the
+            # access tests cause on purpose from this machine, and a loaded CI machine can be slow to
+            # answer: Ansible waits longer for a connection and retries it.
+            "ansible_ssh_retries": 8, "ansible_timeout": 60,
         }
     inventory = folder / "hosts.yml"
     # The lab's zones policy, as the lab inventory names it (an inventory input, not a group_vars one).

@@ -138,6 +138,12 @@ def _handshake(endpoint, patience: float = 120) -> paramiko.Transport:
             time.sleep(3)
 
 
+def wait_for_sshd(container: str) -> None:
+    """Wait (up to two minutes) until the container's published sshd takes a connection from this
+    machine again: Debian 13's sshd turns a source away for a while after failed logins."""
+    _handshake(_published(container)).close()
+
+
 class Session:
     """An SSH connection authenticated (or refused) the way a person would be."""
 

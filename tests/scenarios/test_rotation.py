@@ -12,12 +12,13 @@ import re
 import secrets
 import subprocess
 from dataclasses import dataclass, field
+from functools import cache
 
 import paramiko
 import pyotp
 import pytest
 import yaml
-from conftest import Totp, _handshake, _published, write_automation_inventory
+from conftest import Totp, wait_for_sshd, write_automation_inventory
 from console import Console
 from lab_secrets import lab_secret_values
 
@@ -36,8 +37,9 @@ def _yescrypt(password: str) -> str:
                           text=True, check=True).stdout.strip()
 
 
+@cache
 def _lab_vault() -> tuple[dict[str, str], str]:
-    """The lab vault's TOTP seeds and break-glass hash."""
+    """The lab vault's TOTP seeds and break-glass hash (decrypted once)."""
     values = lab_secret_values()
     seeds = {key.split(".", 1)[1]: value for key, value in values.items() if key.startswith("vault_totp_secrets.")}
     return seeds, values["vault_breakglass_password_hash"]
@@ -63,12 +65,6 @@ def _why(result: subprocess.CompletedProcess) -> str:
     """What a failed run says about its failures (fatal and unreachable hosts), then its recap."""
     lines = [line for line in result.stdout.splitlines() if re.search(r"fatal:|UNREACHABLE|FAILED!|\[ERROR\]", line)]
     return "\n".join(lines)[-3000:] + "\n" + result.stdout[-1200:]
-
-
-def _reachable(name: str) -> None:
-    """Wait (up to two minutes) until the host's sshd takes a connection from this machine again:
-    Debian 13's sshd turns a source away for a while after the failed logins of the access tests."""
-    _handshake(_published(name)).close()
 
 
 def _checksums(name: str) -> str:
@@ -108,8 +104,9 @@ def rotation(refused, lab_inventory, new_secrets, run_playbook, tmp_path_factory
     """The rotation run (once for both hosts), its repeat, and at the end the lab's secrets back."""
     overrides = _vault_overrides(tmp_path_factory.mktemp("vault"), new_secrets.seed,
                                  _yescrypt(new_secrets.password))
+    # The access tests' failed logins from this machine come just before.
     for name in SCENARIO_HOSTS:
-        _reachable(name)
+        wait_for_sshd(name)
     first = run_playbook(lab_inventory, "rotate_secrets.yml", "-e", f"@{overrides}")
     again = run_playbook(lab_inventory, "rotate_secrets.yml", "-e", f"@{overrides}") if first.returncode == 0 else None
     yield {"first": first, "again": again}

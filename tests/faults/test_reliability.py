@@ -118,7 +118,7 @@ def test_a_config_its_validator_refuses_is_never_installed(validator, tags, extr
     before = _exec(FIRST, f"sha256sum {path}").stdout
     served_before = _exec(FIRST, probe).stdout if probe else None
     offered_before, _ = _live_vs_disk(FIRST)
-    result = _site("--limit", FIRST, "--tags", tags, "-e", json.dumps(extra))
+    result = _site("--limit", f"{FIRST},localhost", "--tags", tags, "-e", json.dumps(extra))
     output = result.stdout + result.stderr
     assert result.returncode != 0
     failed_task = output.split("failed to validate", 1)[0].rsplit("TASK [", 1)[-1]
@@ -140,7 +140,7 @@ def test_a_failing_handler_does_not_skip_the_others():
     _exec(FIRST, "echo '# drift' >> /etc/systemd/journald.conf.d/60-cityward.conf; "
                  "echo '# drift' >> /etc/rsyslog.d/60-cityward.conf; systemctl mask systemd-journald")
     try:
-        result = _site("--limit", FIRST, "--tags", "ssh,logging", "-e", json.dumps(
+        result = _site("--limit", f"{FIRST},localhost", "--tags", "ssh,logging", "-e", json.dumps(
             {"ssh_ciphers": ["aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com"]}))
     finally:
         _exec(FIRST, "systemctl unmask systemd-journald")

@@ -18,6 +18,17 @@ ansible-playbook -i inventories/lab cityward.hardening.lab_siem   # the lab's SI
 # The lab's update mirror takes what the lab runs from Debian and snapshots it as "lab", the set
 # inventories/lab approves; every host then takes its updates from the mirror only.
 ansible-playbook -i inventories/lab cityward.hardening.update_mirror_stage -e update_mirror_stage_id=lab
+# Change control (CW-GOV-10, docs/change-records.md): the dry run first, the apply of the same
+# inputs after it; each leaves its change record in inventories/lab/records/changes.
+dry_run_log="$CITYWARD_HOME/.cache/demo/site-check-diff.log"
+mkdir -p "$(dirname "$dry_run_log")"
+echo "dry run (--check --diff), its output in $dry_run_log"
+if ! ansible-playbook -i inventories/lab cityward.hardening.site --check --diff > "$dry_run_log" 2>&1; then
+  tail -n 40 "$dry_run_log"
+  echo "the dry run failed: nothing was applied (its whole output: $dry_run_log)" >&2
+  exit 1
+fi
+tail -n 1 "$dry_run_log"
 ansible-playbook -i inventories/lab cityward.hardening.site
 
 say "3/3 auditing every control (cityward audit -i inventories/lab)"

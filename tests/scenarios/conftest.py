@@ -14,6 +14,7 @@ import pyotp
 import pytest
 import yaml
 
+from cityward.changes import OVERRIDE_ENV
 from cityward.checks.fixtures import host, hostvars
 
 __all__ = ["host", "hostvars"]
@@ -81,9 +82,12 @@ def automation_inventory(hostvars, keys_dir, tmp_path):
 def run_playbook():
     """ansible-playbook from the project folder, as an operator runs it."""
 
-    def run(inventory: Path, playbook: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    def run(inventory: Path, playbook: str, *args: str, timeout: int = 300,
+            override: bool = True) -> subprocess.CompletedProcess:
         # Plain text (no colour codes), so that tests can read the play recap.
         env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+        if not override:  # without the scenario's change override: the change gate judges the run
+            env.pop(OVERRIDE_ENV, None)
         return subprocess.run(["ansible-playbook", "-i", str(inventory), f"playbooks/{playbook}", *args],
                               capture_output=True, text=True, timeout=timeout, env=env,
                               cwd=os.environ["MOLECULE_PROJECT_DIRECTORY"])

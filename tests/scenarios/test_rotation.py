@@ -4,15 +4,23 @@ SSH as the automation account against both hosts of molecule/access, and then th
 the door (SSH with key and TOTP, sudo, the console) while the old ones are refused. A seed PAM
 cannot decode is refused in preflight before either host changes. At the end the lab's own secrets
 are rotated back, which proves a second rotation too. Runs in molecule/access after test_access.py.
+
+The rotation is also the proof of change control (CW-GOV-10): its inventory is a git repository,
+as a city's is, and its runs go without the scenario's override. Applied straight away, the rotation
+is refused before any host is touched; after its --check --diff run it goes ahead, and the change
+records, the hosts' journals and the audit's judgement say what ran, after which dry run, where.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
 import secrets
 import subprocess
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 import paramiko
 import pyotp
@@ -21,6 +29,9 @@ import yaml
 from conftest import Totp, wait_for_sshd, write_automation_inventory
 from console import Console
 from lab_secrets import lab_secret_values
+
+from cityward import __version__
+from cityward.changes import OVERRIDE_ENV, judge_host, read_records, records_dir
 
 # Every host of molecule/access: one rotation run covers both, as it would a city's estate.
 SCENARIO_HOSTS = ["cw-access-bookworm", "cw-access-trixie"]
@@ -85,9 +96,39 @@ def new_secrets():
     return NewSecrets(seed=pyotp.random_base32(32), password="rotated-" + secrets.token_urlsafe(15))
 
 
+def _git(folder: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(folder), "-c", "user.name=City OT", "-c", "user.email=ot@city.example",
+                           *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
 @pytest.fixture(scope="session")
 def lab_inventory(keys_dir, tmp_path_factory):
-    return write_automation_inventory(tmp_path_factory.mktemp("rotation"), SCENARIO_HOSTS, keys_dir)
+    """Both hosts' inventory, committed to a git repository of its own, as a city keeps its inventory."""
+    inventory = write_automation_inventory(tmp_path_factory.mktemp("rotation"), SCENARIO_HOSTS, keys_dir)
+    _git(inventory.parent, "init", "-q")
+    _git(inventory.parent, "add", "-A")
+    _git(inventory.parent, "commit", "-q", "-m", "The city's inventory")
+    return inventory
+
+
+def _records(inventory: Path) -> list[dict]:
+    found, unreadable = read_records(records_dir(inventory.parent))
+    assert unreadable == []
+    return found
+
+
+@pytest.fixture(scope="session")
+def rotated_vault(new_secrets, tmp_path_factory):
+    return _vault_overrides(tmp_path_factory.mktemp("vault"), new_secrets.seed, _yescrypt(new_secrets.password))
+
+
+@pytest.fixture(scope="session")
+def ungated(refused, lab_inventory, rotated_vault, run_playbook):
+    """The rotation applied at once, without a dry run before it and without an override."""
+    before = _records(lab_inventory)
+    result = run_playbook(lab_inventory, "rotate_secrets.yml", "-e", f"@{rotated_vault}", override=False)
+    return {"result": result, "records_before": before, "records": _records(lab_inventory),
+            "after": {name: _checksums(name) for name in SCENARIO_HOSTS}}
 
 
 @pytest.fixture(scope="session")
@@ -100,16 +141,20 @@ def refused(lab_inventory, run_playbook, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def rotation(refused, lab_inventory, new_secrets, run_playbook, tmp_path_factory):
-    """The rotation run (once for both hosts), its repeat, and at the end the lab's secrets back."""
-    overrides = _vault_overrides(tmp_path_factory.mktemp("vault"), new_secrets.seed,
-                                 _yescrypt(new_secrets.password))
+def rotation(ungated, lab_inventory, rotated_vault, run_playbook):
+    """The rotation's dry run, the rotation (once for both hosts) and its repeat, all through the
+    change gate; at the end the lab's secrets back, with the scenario's override."""
     # The access tests' failed logins from this machine come just before.
     for name in SCENARIO_HOSTS:
         wait_for_sshd(name)
-    first = run_playbook(lab_inventory, "rotate_secrets.yml", "-e", f"@{overrides}")
-    again = run_playbook(lab_inventory, "rotate_secrets.yml", "-e", f"@{overrides}") if first.returncode == 0 else None
-    yield {"first": first, "again": again}
+    vault = ("-e", f"@{rotated_vault}")
+    dry = run_playbook(lab_inventory, "rotate_secrets.yml", *vault, "--check", "--diff", override=False)
+    first = again = None
+    if dry.returncode == 0:
+        first = run_playbook(lab_inventory, "rotate_secrets.yml", *vault, override=False)
+    if first is not None and first.returncode == 0:
+        again = run_playbook(lab_inventory, "rotate_secrets.yml", *vault, override=False)
+    yield {"dry": dry, "first": first, "again": again, "records": _records(lab_inventory)}
     back = run_playbook(lab_inventory, "rotate_secrets.yml")
     assert back.returncode == 0, _why(back)
     assert set(_changed(back.stdout)) == set(SCENARIO_HOSTS) and all(_changed(back.stdout).values())
@@ -127,15 +172,59 @@ def test_a_seed_pam_cannot_decode_is_refused_before_any_host_changes(refused, ho
 
 @pytest.mark.control("CW-MFA-01", "CW-ACC-07", "CW-RES-08")
 def test_the_rotation_changes_both_hosts_once_and_shows_no_secret(rotation, new_secrets):
-    first, again = rotation["first"], rotation["again"]
-    assert first.returncode == 0, _why(first)
+    dry, first, again = rotation["dry"], rotation["first"], rotation["again"]
+    assert dry.returncode == 0, _why(dry)
+    assert first is not None and first.returncode == 0, _why(first)
     assert set(_changed(first.stdout)) == set(SCENARIO_HOSTS) and all(_changed(first.stdout).values())
     # Run again with the same vault: nothing left to change.
     assert again.returncode == 0, _why(again)
     assert not any(_changed(again.stdout).values()), again.stdout[-1500:]
-    shown = first.stdout + first.stderr + again.stdout + again.stderr
+    shown = dry.stdout + dry.stderr + first.stdout + first.stderr + again.stdout + again.stderr
     for secret in (new_secrets.seed, new_secrets.password, _lab_vault()[0][ROTATED]):
         assert secret not in shown
+
+
+@pytest.mark.control("CW-GOV-10")
+def test_an_apply_without_its_dry_run_is_refused_before_any_host_is_touched(ungated, refused, hostvars):
+    result, name = ungated["result"], hostvars["inventory_hostname"]
+    assert result.returncode != 0
+    assert "no successful --check --diff run of these inputs in the last 24 h" in result.stdout, _why(result)
+    assert "the change was refused before any host was touched" in result.stdout
+    # No scenario host in the recap: the run stopped in the controller's check play.
+    assert _changed(result.stdout) == {}, result.stdout[-1500:]
+    assert ungated["after"][name] == refused["after"][name]
+    assert ungated["records"] == ungated["records_before"]  # no record: nothing ran
+
+
+@pytest.mark.control("CW-GOV-10")
+def test_the_rotation_is_recorded_after_its_dry_run(rotation, lab_inventory, hostvars):
+    """The dry run's record, then the apply's naming it, from the committed inventory, with the
+    hosts it changed; the repeat names the same dry run and changed nothing; the audit passes."""
+    records, name = rotation["records"], hostvars["inventory_hostname"]
+    # First the rotation to an undecodable seed, run with the scenario's override: recorded, failed on both hosts.
+    (refused,) = [record for record in records if record["override"]]
+    assert (refused["kind"], refused["result"], refused["hosts_failed"], refused["override"]["reason"]) == \
+        ("apply", "failed", SCENARIO_HOSTS, os.environ[OVERRIDE_ENV])
+    dry, first, again = [record for record in records if not record["override"]]
+    assert (dry["kind"], dry["diff"], dry["result"], dry["hosts_changed"]) == \
+        ("dry-run", True, "succeeded", SCENARIO_HOSTS)
+    commit = _git(lab_inventory.parent, "rev-parse", "HEAD")
+    for record in (first, again):
+        assert record["kind"] == "apply" and record["result"] == "succeeded" and record["status"] == "finished"
+        assert record["dry_run"]["id"] == dry["id"] and record["override"] is None
+        assert record["inventory"]["commit"] == commit and record["inventory"]["uncommitted"] == []
+        assert record["operator"].startswith(f"{getpass.getuser()}@") and record["cityward_version"] == __version__
+        assert record["playbook"].endswith("playbooks/rotate_secrets.yml")
+        assert set(SCENARIO_HOSTS) <= set(record["hosts_targeted"]) and record["finished"] >= record["started"]
+    assert (first["hosts_changed"], again["hosts_changed"]) == (SCENARIO_HOSTS, [])
+    assert judge_host(name, records, [], records_dir(lab_inventory.parent)) is None
+    # Each host's journal names the change before the roles ran, for its forwarder to take to the SIEM.
+    journal = subprocess.run(["podman", "exec", name, "journalctl", "--no-pager", "-o", "cat", "-t", "cityward-change"],
+                             capture_output=True, text=True, check=True).stdout
+    for record in (first, again):
+        assert f"cityward change {record['id']}: apply of {record['playbook']} from commit {commit[:12]}, " \
+               f"by {record['operator']}, cityward {__version__}, after dry run {dry['id']}" in journal, journal
+    assert dry["id"] not in journal.replace(f"after dry run {dry['id']}", "")
 
 
 @pytest.mark.control("CW-MFA-01", "CW-MFA-02")

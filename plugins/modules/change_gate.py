@@ -59,8 +59,8 @@ options:
     elements: str
     default: []
   max_age_hours:
-    description: How old the dry run may be, in hours (default 24).
-    type: float
+    description: How old the dry run may be, in hours, above 0 (cityward_change_dry_run_max_age_hours; default 24).
+    type: raw
   override:
     description:
       - The reason this apply may go ahead without a committed inventory or a matching dry run
@@ -112,7 +112,7 @@ ARGUMENT_SPEC = {
     "limit": {"type": "str"},
     "tags": {"type": "list", "elements": "str", "default": ["all"]},
     "skip_tags": {"type": "list", "elements": "str", "default": []},
-    "max_age_hours": {"type": "float"},
+    "max_age_hours": {"type": "raw"},
     "override": {"type": "str"},
     "requested_by": {"type": "str"},
 }

@@ -130,8 +130,8 @@ def inventory_digest(folder: Path, records: Path, state: GitState) -> str:
     """sha256 of the inventory's files (paths and contents), the records left out."""
     digest = hashlib.sha256()
     for path in sorted(set(_files(folder, records, state.tracked))):
-        if not path.is_file():  # deleted but not committed: its absence is the change
-            digest.update(f"deleted {path.relative_to(folder)}\n".encode())
+        if not path.is_file():  # deleted but not committed, or not a regular file (a FIFO is never opened)
+            digest.update(f"not a file {path.relative_to(folder)}\n".encode())
             continue
         digest.update(f"{path.relative_to(folder)}\n".encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
@@ -196,6 +196,17 @@ def override_problem(reason: str | None) -> str | None:
     return None
 
 
+def _hours(value) -> float | None:
+    """A positive number of hours from the inventory (a number, or a string of one); else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        hours = float(value)
+    except (TypeError, ValueError):
+        return None
+    return hours if 0 < hours < float("inf") else None
+
+
 @dataclass
 class Gate:
     """The gate's verdict on one run, and the record it opened."""
@@ -229,7 +240,7 @@ def _dry_run_miss(records: list[dict], playbook: str, fingerprint_: str, now: da
     return None, f"the newest dry run of {playbook}, {newest['id']}, was {why}"
 
 
-def open_change(inputs: Inputs, *, records_folder: Path, hosts: Sequence[str], max_age_hours: float,
+def open_change(inputs: Inputs, *, records_folder: Path, hosts: Sequence[str], max_age_hours: float | str,
                 override: str | None, operator: str, cityward_version: str,
                 now: datetime.datetime | None = None) -> Gate:
     """Judge the run and, unless it is refused, write its record (status "started")."""
@@ -237,11 +248,15 @@ def open_change(inputs: Inputs, *, records_folder: Path, hosts: Sequence[str], m
     folder = inputs.folder
     if override and (problem := override_problem(override)):
         return Gate(problems=[problem])
-    if isinstance(max_age_hours, bool) or not isinstance(max_age_hours, (int, float)) or max_age_hours <= 0:
+    hours = _hours(max_age_hours)
+    if hours is None:
         return Gate(problems=[f"cityward_change_dry_run_max_age_hours: a number of hours above 0, "
                               f"not {max_age_hours!r}"])
-    state = git_state(folder, records_folder)
-    fingerprint_ = fingerprint(inputs, inventory_digest(folder, records_folder, state))
+    try:
+        state = git_state(folder, records_folder)
+        fingerprint_ = fingerprint(inputs, inventory_digest(folder, records_folder, state))
+    except (CitywardError, OSError) as exc:
+        return Gate(problems=[f"{folder}: the inventory's files cannot be read for the change record: {exc}"])
     previous, unreadable = read_records(records_folder)
     rules: list[str] = []
     dry_run = None
@@ -255,11 +270,9 @@ def open_change(inputs: Inputs, *, records_folder: Path, hosts: Sequence[str], m
             more = len(state.uncommitted) - _SHOWN_PATHS
             rules.append(f"{folder}: the inventory has uncommitted changes ({shown}"
                          f"{f' and {more} more' if more > 0 else ''})")
-        dry_run, why = _dry_run_miss(previous, inputs.playbook, fingerprint_, now,
-                                     datetime.timedelta(hours=max_age_hours))
+        dry_run, why = _dry_run_miss(previous, inputs.playbook, fingerprint_, now, datetime.timedelta(hours=hours))
         if dry_run is None:
-            rules.append(f"{folder}: no successful --check --diff run of these inputs in the last "
-                         f"{max_age_hours:g} h ({why})")
+            rules.append(f"{folder}: no successful --check --diff run of these inputs in the last {hours:g} h ({why})")
     if rules and not override:
         how = (f"commit the inventory, run the playbook with --check --diff and then again without, or set "
                f"{OVERRIDE_ENV} to the reason this run may go ahead without it")

@@ -157,8 +157,29 @@ def test_the_window_is_configurable(city):
     later = NOW + datetime.timedelta(hours=30)
     assert _open(city, _inputs(city), now=later, max_age_hours=48).problems == []
     assert "older than 2 h" in _open(city, _inputs(city), now=later, max_age_hours=2).problems[0]
-    assert _open(city, _inputs(city), max_age_hours=0).problems == [
-        "cityward_change_dry_run_max_age_hours: a number of hours above 0, not 0"]
+    assert _open(city, _inputs(city), now=later, max_age_hours="36").problems == []
+    for bad in (0, -1, "a day", True, None, "nan"):
+        assert _open(city, _inputs(city), max_age_hours=bad).problems == [
+            f"cityward_change_dry_run_max_age_hours: a number of hours above 0, not {bad!r}"]
+
+
+def test_an_unreadable_inventory_file_refuses_the_run_in_one_line(city, monkeypatch):
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    problems = _open(city, _inputs(city, check=True)).problems
+    assert len(problems) == 1 and "cannot be read for the change record" in problems[0], problems
+    assert "Permission denied" in problems[0]
+
+
+def test_a_fifo_in_the_inventory_is_never_read(city):
+    """A FIFO would block a read forever: it is named in the digest, never opened."""
+    import os
+
+    os.mkfifo(city / "host_vars" / "pipe")
+    _dry_run(city)  # would block here
+    assert _open(city, _inputs(city)).problems == []  # git does not track a FIFO: nothing uncommitted
 
 
 def test_an_inventory_outside_git_is_refused(tmp_path):

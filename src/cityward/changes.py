@@ -328,6 +328,14 @@ def summary_line(record: Mapping) -> str:
     return line
 
 
+def end_line(record: Mapping) -> str:
+    """One line for the controller's syslog at the run's end: the result and the hosts changed."""
+    failed = record.get("hosts_failed") or []
+    return (f"cityward change {record['id']}: {record['kind']} of {record['playbook']} {record['result']} at "
+            f"{record['finished']}, hosts changed: {', '.join(record['hosts_changed']) or 'none'}"
+            + (f", failed: {', '.join(failed)}" if failed else ""))
+
+
 # --- audit -------------------------------------------------------------------------------------
 
 def judge_host(host: str, records: list[dict], unreadable: Sequence[str], folder: Path) -> str | None:

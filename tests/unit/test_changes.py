@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from local_play import PLAYBOOK_BIN, ROOT
 
 from cityward.changes import (
     OVERRIDE_ENV,
@@ -175,8 +180,6 @@ def test_an_unreadable_inventory_file_refuses_the_run_in_one_line(city, monkeypa
 
 def test_a_fifo_in_the_inventory_is_never_read(city):
     """A FIFO would block a read forever: it is named in the digest, never opened."""
-    import os
-
     os.mkfifo(city / "host_vars" / "pipe")
     _dry_run(city)  # would block here
     assert _open(city, _inputs(city)).problems == []  # git does not track a FIFO: nothing uncommitted
@@ -268,3 +271,50 @@ def test_a_records_folder_that_cannot_be_written_refuses_the_run(city, tmp_path)
     gate = open_change(_inputs(city, check=True), records_folder=blocked / "changes", hosts=HOSTS, max_age_hours=24,
                        override=None, operator="alice@c", cityward_version="0.2.0", now=NOW)
     assert len(gate.problems) == 1 and "cityward_change_records_dir" in gate.problems[0]
+
+
+def _play_handing_over(record: Path | None, folder: Path, syslog: Path) -> subprocess.CompletedProcess:
+    """A local run with the project's ansible.cfg (which enables the callback), whose one play hands
+    the callback `record` as the change gate does and changes one thing."""
+    tasks = [{"name": "A change", "ansible.builtin.command": "true", "changed_when": True}]
+    if record:
+        tasks.insert(0, {"name": "Hand the record over", "ansible.builtin.set_stats": {
+            "data": {"cityward_change_record": str(record)}, "per_host": False, "aggregate": False}})
+    play = folder / "play.yml"
+    play.write_text(yaml.safe_dump([{"name": "A run", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               CITYWARD_CHANGE_SYSLOG_SOCKET=str(syslog))
+    return subprocess.run([str(PLAYBOOK_BIN), "-i", "localhost,", "-c", "local", "-e",
+                           f"ansible_python_interpreter={sys.executable}", str(play)],
+                          capture_output=True, text=True, env=env, cwd=folder, timeout=300)
+
+
+def test_the_callback_writes_the_end_and_sends_it_to_the_controllers_syslog(city, tmp_path):
+    address = tmp_path / "log"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as syslog:
+        syslog.bind(str(address))
+        syslog.settimeout(60)
+        gate = _open(city, _inputs(city, check=True), now=datetime.datetime.now(datetime.UTC).replace(microsecond=0))
+        run = _play_handing_over(gate.path, tmp_path, address)
+        assert run.returncode == 0, run.stdout + run.stderr
+        received = syslog.recv(4096).decode()
+    record = json.loads(gate.path.read_text())
+    assert (record["status"], record["result"], record["hosts_changed"], record["hosts_failed"]) == \
+        ("finished", "succeeded", ["localhost"], [])
+    assert record["hosts"]["localhost"]["changed"] == 1 and record["hosts"]["localhost"]["failures"] == 0
+    line = (f"cityward change {record['id']}: dry-run of /city/playbooks/site.yml succeeded at {record['finished']}, "
+            "hosts changed: localhost")
+    assert received == f"<37>cityward-change: {line}"
+    assert f"{line} (record {gate.path})" in run.stdout
+
+
+def test_without_a_syslog_socket_the_callback_still_closes_the_record_and_says_so(city, tmp_path):
+    gate = _open(city, _inputs(city, check=True))
+    run = _play_handing_over(gate.path, tmp_path, tmp_path / "none")
+    assert json.loads(gate.path.read_text())["status"] == "finished"
+    assert f"not sent to syslog, {tmp_path / 'none'}: " in run.stdout
+
+
+def test_the_callback_leaves_a_run_without_a_change_record_alone(tmp_path):
+    run = _play_handing_over(None, tmp_path, tmp_path / "none")
+    assert run.returncode == 0 and "cityward change" not in run.stdout

@@ -15,14 +15,6 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.cityward.hardening.plugins.modules.change_gate import ARGUMENT_SPEC
 
 
-def inventory_folder(sources: list[str], inventory_dir: str | None) -> Path:
-    """The city's inventory folder: cityward_inventory_dir, else the first source's folder."""
-    if inventory_dir:
-        return Path(inventory_dir).resolve()
-    first = Path(sources[0]).resolve()
-    return first if first.is_dir() else first.parent
-
-
 def playbook_name() -> str:
     """The playbook this run was started with, as given (a path, resolved, or an FQCN)."""
     given = (context.CLIARGS.get("args") or ["?"])[0]
@@ -39,11 +31,19 @@ class ActionModule(ActionBase):
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         try:
             from cityward import __version__
-            from cityward.changes import MAX_AGE_HOURS_DEFAULT, Inputs, open_change, records_dir, summary_line
+            from cityward.changes import (
+                MAX_AGE_HOURS_DEFAULT,
+                Inputs,
+                inventory_folder,
+                open_change,
+                records_dir,
+                summary_line,
+            )
         except ImportError as exc:
             raise AnsibleActionFail(f"the cityward package is not installed next to Ansible ({exc}): pip install "
                                     "the cityward wheel there, or run the play from its virtualenv") from None
-        folder = inventory_folder(args["sources"], args["inventory_dir"])
+        # The city's folder (cityward_inventory_dir), else the first source's.
+        folder = inventory_folder(args["inventory_dir"] or args["sources"][0])
         inputs = Inputs(playbook=playbook_name(), folder=folder, limit=args["limit"], tags=args["tags"],
                         skip_tags=args["skip_tags"], extra_vars=list(context.CLIARGS.get("extra_vars") or ()),
                         check=args["check"], diff=args["diff"])

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cityward.city_files import inventory_dirs
 from cityward.errors import CitywardError
 
 RECORDS_DIR_DEFAULT = Path("records") / "changes"  # in the city's inventory folder
@@ -62,6 +63,12 @@ class Inputs:
     extra_vars: Sequence[str] = ()  # as given on the command line: key=value, JSON, or @file
     check: bool = False
     diff: bool = False
+
+
+def inventory_folder(inventory: str | Path) -> Path:
+    """The inventory's folder, where its change records are kept: the inventory itself, or the
+    folder of an inventory file (as its other relative paths resolve, cityward.city_files)."""
+    return inventory_dirs(inventory)[0].resolve()
 
 
 def records_dir(folder: Path, configured: str | None = None) -> Path:

@@ -9,17 +9,14 @@ The records are the ones the change gate of playbooks/check.yml writes on the co
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from cityward.changes import judge_host, read_records, records_dir
-from cityward.city_files import inventory_dirs
+from cityward.changes import inventory_folder, judge_host, read_records, records_dir
 
 
 @pytest.mark.control("CW-GOV-10")
 def test_the_last_change_was_dry_run_recorded_and_completed(hostvars, inventory_path):
-    folder = records_dir(inventory_dirs(Path(inventory_path))[0], hostvars.get("cityward_change_records_dir"))
+    folder = records_dir(inventory_folder(inventory_path), hostvars.get("cityward_change_records_dir"))
     records, unreadable = read_records(folder)
     problem = judge_host(hostvars["inventory_hostname"], records, unreadable, folder)
     if problem:
